@@ -1,0 +1,424 @@
+/**
+ * `connect()`: the remote. It dials the server, runs the remote tasks it is sent, and
+ * returns the run's outputs.
+ *
+ * @module
+ */
+import { Buffer } from "node:buffer";
+import * as grpc from "@grpc/grpc-js";
+import type { AnyWorkflow, OutputsOf } from "../workflow/definition.ts";
+import { ConsolePrinter, type LineWriter } from "../workflow/console.ts";
+import { describeError, ErrorCode, WorkflowError } from "../workflow/errors.ts";
+import type { Value } from "../workflow/payload.ts";
+import type { TaskStatus } from "../workflow/state.ts";
+import type { LocalData, TaskContext, TaskSet } from "../workflow/task.ts";
+import { runAttempt } from "../workflow/attempt.ts";
+import { decodePayload, encodePayload } from "../proto/payload.ts";
+import { fromStatus } from "../proto/status.ts";
+import {
+  checkWorkflowKey,
+  CONNECT_PATH,
+  decodeServerFrame,
+  encodeRemoteFrame,
+  type Output,
+  PROTOCOL_VERSION,
+  type RemoteFrame,
+  type ServerFrame,
+} from "../proto/wire.ts";
+
+/** Options of {@linkcode connect}. */
+export interface ConnectOptions<W extends AnyWorkflow> {
+  /** The server's address, `host:port`. */
+  address: string;
+  /** The workflow key of the run: the same key resumes the same run. */
+  key: string;
+  /** The remote-side implementations, from {@linkcode remoteTasks}. */
+  tasks: TaskSet<W, "remote">;
+  /** How long to wait for the server to answer, in milliseconds.
+   *
+   * @default {5000} */
+  connectTimeout?: number;
+  /** Print progress: `true` prints to standard output, a function receives the lines,
+   * `false` prints nothing.
+   *
+   * @default {true} */
+  progress?: boolean | LineWriter;
+  /** Abandons the run's connection when aborted (the server keeps the run). */
+  signal?: AbortSignal;
+}
+
+type Call = grpc.ClientDuplexStream<Uint8Array, Uint8Array>;
+
+const toBuffer = (bytes: Uint8Array): Buffer =>
+  Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+const identity = (bytes: Buffer): Uint8Array => bytes;
+
+/**
+ * Connects to a workflow server as the remote of one run, runs the remote tasks the server
+ * dispatches, and resolves with the outputs of every task once the run completes.
+ *
+ * @example Running the remote half of a workflow
+ * ```ts ignore
+ * import { connect } from "@tradeline/workflow/client";
+ * import { tasks } from "./remote_tasks.ts";
+ *
+ * const outputs = await connect({ address: "127.0.0.1:50051", key: "greeting/alice", tasks });
+ * console.log(outputs);
+ * ```
+ *
+ * @param options Where to connect, which run, and the remote tasks.
+ * @returns The outputs of every task, by task name.
+ * @throws {WorkflowError} `Unavailable` when the server cannot be reached,
+ * `DefinitionMismatch` or `UnknownWorkflow` when the server refuses the run, and
+ * `RunFailed` (with the failing task's name) when the run fails.
+ */
+export async function connect<W extends AnyWorkflow>(
+  options: ConnectOptions<W>,
+): Promise<OutputsOf<W>> {
+  const { tasks, address } = options;
+  if (tasks?.side !== "remote") {
+    throw new TypeError("Cannot connect: `tasks` must come from remoteTasks()");
+  }
+  const key = checkKey(options.key);
+  const client = new grpc.Client(address, grpc.credentials.createInsecure(), {
+    "grpc.max_receive_message_length": 4 * 1024 * 1024,
+  });
+  try {
+    await waitForReady(client, address, key, options.connectTimeout ?? 5000);
+    const session = new RemoteSession(options, key, client);
+    return await session.run() as OutputsOf<W>;
+  } finally {
+    client.close();
+  }
+}
+
+function checkKey(key: string): string {
+  try {
+    return checkWorkflowKey(key, "Cannot connect");
+  } catch (error) {
+    throw new TypeError((error as Error).message);
+  }
+}
+
+function waitForReady(
+  client: grpc.Client,
+  address: string,
+  key: string,
+  timeout: number,
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    client.waitForReady(Date.now() + timeout, (error) => {
+      if (!error) return resolve();
+      reject(
+        new WorkflowError(
+          ErrorCode.Unavailable,
+          `Cannot reach the workflow server at ${address} within ${timeout} ms (run "${key}"); is it running and listening there?`,
+          { key, cause: error },
+        ),
+      );
+    });
+  });
+}
+
+interface RunningTask {
+  name: string;
+  attempt: number;
+  abort: AbortController;
+}
+
+/** One call: hello, then frames until the run ends or the call breaks. */
+class RemoteSession<W extends AnyWorkflow> {
+  readonly #options: ConnectOptions<W>;
+  readonly #key: string;
+  readonly #client: grpc.Client;
+  readonly #printer?: ConsolePrinter;
+  readonly #outputs = new Map<string, Uint8Array>();
+  readonly #values = new Map<string, Value>();
+  readonly #local = new Map<string, Uint8Array>();
+  readonly #running = new Set<RunningTask>();
+  #call?: Call;
+
+  constructor(options: ConnectOptions<W>, key: string, client: grpc.Client) {
+    this.#options = options;
+    this.#key = key;
+    this.#client = client;
+    if (options.progress !== false) {
+      this.#printer = new ConsolePrinter(
+        typeof options.progress === "function" ? options.progress : undefined,
+      );
+    }
+  }
+
+  get #workflow(): AnyWorkflow {
+    return this.#options.tasks.workflow;
+  }
+
+  run(): Promise<Record<string, Value>> {
+    const workflow = this.#workflow;
+    return new Promise((resolve, reject) => {
+      let outcome: { ok: true; outputs: Record<string, Value> } | {
+        ok: false;
+        error: WorkflowError;
+      } | undefined;
+      const call = this.#client.makeBidiStreamRequest(
+        CONNECT_PATH,
+        toBuffer,
+        identity,
+        new grpc.Metadata(),
+        {},
+      );
+      this.#call = call;
+      const abort = () => call.cancel();
+      this.#options.signal?.addEventListener("abort", abort, { once: true });
+      call.on("data", (bytes: Uint8Array) => {
+        try {
+          const ended = this.#receive(decodeServerFrame(bytes));
+          if (ended) {
+            outcome = ended;
+            if (!call.writableEnded) call.end();
+          }
+        } catch (error) {
+          outcome = { ok: false, error: error as WorkflowError };
+          call.cancel();
+        }
+      });
+      call.on("error", (error: grpc.ServiceError) => {
+        outcome ??= { ok: false, error: fromStatus(error, this.#key) };
+      });
+      call.on("status", (status: grpc.StatusObject) => {
+        this.#options.signal?.removeEventListener("abort", abort);
+        for (const task of this.#running) {
+          task.abort.abort(new WorkflowError(ErrorCode.Unavailable, "The call ended"));
+        }
+        if (!outcome) {
+          outcome = {
+            ok: false,
+            error: status.code === grpc.status.OK
+              ? new WorkflowError(
+                ErrorCode.Unavailable,
+                `The server ended run "${this.#key}" before it finished`,
+                { key: this.#key },
+              )
+              : fromStatus(status, this.#key),
+          };
+        }
+        if (outcome.ok) resolve(outcome.outputs);
+        else reject(outcome.error);
+      });
+      this.#send({
+        kind: "hello",
+        hello: {
+          protocolVersion: PROTOCOL_VERSION,
+          workflowKey: this.#key,
+          definitionName: workflow.name,
+          definitionVersion: workflow.version,
+          fingerprint: workflow.fingerprint,
+          tasks: workflow.tasks.map((task) => ({ name: task.name, side: task.side })),
+        },
+      });
+    });
+  }
+
+  #send(frame: RemoteFrame): void {
+    const call = this.#call;
+    if (!call || call.writableEnded || call.destroyed) return;
+    call.write(encodeRemoteFrame(frame));
+  }
+
+  /** Handles one frame; returns the run's outcome when the frame ends it. */
+  #receive(frame: ServerFrame):
+    | { ok: true; outputs: Record<string, Value> }
+    | { ok: false; error: WorkflowError }
+    | undefined {
+    switch (frame.kind) {
+      case "welcome": {
+        this.#store(frame.welcome.outputs);
+        const done = frame.welcome.tasks.filter((t) =>
+          t.status === "completed" || t.status === "skipped"
+        );
+        this.#printer?.line(
+          this.#key,
+          done.length === 0
+            ? `connected: run starts (${this.#workflow.tasks.length} tasks)`
+            : `connected: run resumes at task ${
+              frame.welcome.nextTask + 1
+            } of ${this.#workflow.tasks.length} (${done.length} done)`,
+        );
+        return;
+      }
+      case "dispatch":
+        this.#store(frame.dispatch.outputs);
+        this.#dispatch(frame.dispatch.task, frame.dispatch.attempt);
+        return;
+      case "taskEvent": {
+        const { task, status, attempt, durationMs, error } = frame.taskEvent;
+        this.#printTask(task, status, {
+          attempt,
+          durationMs: status === "completed" ? durationMs : undefined,
+          error,
+        });
+        return;
+      }
+      case "progress":
+        this.#printTask(frame.progress.task, "running", {
+          note: `${Math.round(frame.progress.fraction * 100)}% ${frame.progress.note}`,
+        });
+        return;
+      case "cancel":
+        for (const task of this.#running) {
+          if (task.name === frame.cancel.task && task.attempt === frame.cancel.attempt) {
+            task.abort.abort(
+              new WorkflowError(
+                ErrorCode.Cancelled,
+                `Cancelled by the server: ${frame.cancel.reason}`,
+                {
+                  key: this.#key,
+                  task: task.name,
+                },
+              ),
+            );
+          }
+        }
+        return;
+      case "completed": {
+        this.#store(frame.completed.outputs);
+        this.#printer?.line(this.#key, "run completed", "green");
+        return { ok: true, outputs: this.#inputs() };
+      }
+      case "failed": {
+        const { task, error } = frame.failed;
+        this.#printer?.line(
+          this.#key,
+          `run failed${task ? ` at task "${task}"` : ""}: ${error.message}`,
+          "red",
+        );
+        return {
+          ok: false,
+          error: new WorkflowError(
+            ErrorCode.RunFailed,
+            `Run "${this.#key}" failed${
+              task ? ` at task "${task}"` : ""
+            }: ${error.code}: ${error.message}`,
+            { key: this.#key, ...(task ? { task } : {}) },
+          ),
+        };
+      }
+      case "message":
+        return;
+    }
+  }
+
+  #store(outputs: Output[]): void {
+    for (const output of outputs) {
+      this.#outputs.set(output.task, output.value);
+      this.#values.delete(output.task);
+    }
+  }
+
+  #inputs(): Record<string, Value> {
+    const input: Record<string, Value> = {};
+    for (const [name, bytes] of this.#outputs) {
+      if (!this.#values.has(name)) {
+        this.#values.set(name, decodePayload(bytes, `output of task "${name}"`));
+      }
+      input[name] = this.#values.get(name);
+    }
+    return input;
+  }
+
+  #dispatch(name: string, attempt: number): void {
+    const task = this.#workflow.task(name);
+    if (!task || task.side !== "remote") {
+      throw new WorkflowError(
+        ErrorCode.ProtocolViolation,
+        `The server dispatched "${name}", which is not a remote task of workflow "${this.#workflow.name}"`,
+        { key: this.#key, task: name },
+      );
+    }
+    const running: RunningTask = { name, attempt, abort: new AbortController() };
+    this.#running.add(running);
+    this.#printTask(name, "running", { attempt });
+    const started = performance.now();
+    const context = this.#context(name, attempt, running.abort.signal);
+    (async () => {
+      let outcome;
+      try {
+        outcome = await runAttempt(
+          this.#options.tasks.hooks(name),
+          task,
+          this.#inputs(),
+          context,
+          running.abort,
+        );
+      } catch (error) {
+        outcome = { ok: false as const, error };
+      }
+      this.#running.delete(running);
+      const durationMs = performance.now() - started;
+      if (outcome.ok) {
+        try {
+          const output = encodePayload(outcome.output, "output");
+          this.#send({ kind: "result", result: { task: name, attempt, output } });
+          this.#printTask(name, outcome.skipped ? "skipped" : "completed", { attempt, durationMs });
+          return;
+        } catch (error) {
+          outcome = {
+            ok: false as const,
+            error: new WorkflowError(
+              ErrorCode.InvalidPayload,
+              `Task "${name}" of run "${this.#key}" returned an output that cannot be sent: ${
+                (error as Error).message
+              }`,
+              { key: this.#key, task: name, attempt, cause: error },
+            ),
+          };
+        }
+      }
+      const error = describeError(outcome.error);
+      this.#printTask(name, "failed", { attempt, error });
+      this.#send({ kind: "failure", failure: { task: name, attempt, error } });
+    })();
+  }
+
+  #context(task: string, attempt: number, signal: AbortSignal): TaskContext {
+    const local = this.#local;
+    const data: LocalData = {
+      get<T extends Value = Value>(name: string): Promise<T | undefined> {
+        const bytes = local.get(name);
+        return Promise.resolve(bytes ? decodePayload(bytes, `local "${name}"`) as T : undefined);
+      },
+      set(name: string, value: Value): Promise<void> {
+        local.set(name, encodePayload(value, `local "${name}"`));
+        return Promise.resolve();
+      },
+    };
+    return {
+      key: this.#key,
+      task,
+      attempt,
+      side: "remote",
+      signal,
+      local: data,
+      progress: (fraction: number, note = "") => {
+        if (!Number.isFinite(fraction) || fraction < 0 || fraction > 1) {
+          throw new RangeError(
+            `Cannot report progress ${fraction}: expected a fraction from 0 to 1`,
+          );
+        }
+        const clipped = note.slice(0, 1024);
+        this.#send({ kind: "progress", progress: { task, attempt, fraction, note: clipped } });
+        this.#printTask(task, "running", { note: `${Math.round(fraction * 100)}% ${clipped}` });
+      },
+    };
+  }
+
+  #printTask(
+    name: string,
+    status: TaskStatus,
+    detail: Parameters<ConsolePrinter["task"]>[4],
+  ): void {
+    const task = this.#workflow.task(name);
+    if (!task || !this.#printer) return;
+    this.#printer.task(this.#key, task, this.#workflow.tasks.length, status, detail);
+  }
+}

@@ -1,0 +1,43 @@
+/**
+ * The server of the secret workflow.
+ *
+ *     deno run -A examples/secret/server.ts [--host 127.0.0.1] [--port 50051] [--solo]
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { serve } from "../../mod.ts";
+import { secretServerTasks } from "./server_tasks.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    host: { type: "string", default: "127.0.0.1" },
+    port: { type: "string", default: "50051" },
+    solo: { type: "boolean", default: false },
+    help: { type: "boolean", short: "h", default: false },
+  },
+});
+if (values.help) {
+  console.log("usage: server.ts [--host 127.0.0.1] [--port 50051] [--solo]");
+  Deno.exit(0);
+}
+const port = Number(values.port);
+if (!Number.isInteger(port) || port < 0 || port > 65535) {
+  console.error(`server: --port must be a number from 0 to 65535, got "${values.port}"`);
+  Deno.exit(2);
+}
+
+const server = await serve({
+  workflows: secretServerTasks,
+  host: values.host,
+  port,
+  solo: values.solo,
+});
+console.log(
+  `server: listening on ${server.address}${values.solo ? " (solo: exits after one run)" : ""}`,
+);
+Deno.addSignalListener("SIGINT", () => server.shutdown());
+if (Deno.build.os !== "windows") Deno.addSignalListener("SIGTERM", () => server.shutdown());
+await server.finished;
+Deno.exit(0);

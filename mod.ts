@@ -1,0 +1,63 @@
+/**
+ * Remote workflows for Deno: declare a workflow as an ordered list of typed tasks, some run
+ * by a server and some by remote agents that dial in over one gRPC stream.
+ *
+ * @example A definition, shared by both sides
+ * ```ts
+ * import { defineWorkflow, remoteTasks, returns, serverTasks } from "@tradeline/workflow";
+ *
+ * const greeting = defineWorkflow("greeting", { version: 1 })
+ *   .remote("hostname", { returns: returns<{ host: string }>() })
+ *   .server("greet", { returns: returns<{ text: string }>() });
+ *
+ * // On the server:
+ * const onServer = serverTasks(greeting, {
+ *   greet: (input) => ({ text: `hello, ${input.hostname.host}` }),
+ * });
+ * // On the remote:
+ * const onRemote = remoteTasks(greeting, { hostname: () => ({ host: "alice" }) });
+ * ```
+ *
+ * @module
+ */
+export {
+  type AnyWorkflow,
+  defineWorkflow,
+  type OutputsOf,
+  type RetryPolicy,
+  type Returns,
+  returns,
+  type Side,
+  type TaskDeclaration,
+  type TaskOptions,
+  type TasksOf,
+  type TaskTypes,
+  Workflow,
+  type WorkflowOptions,
+} from "./workflow/definition.ts";
+export {
+  type LocalData,
+  remoteTasks,
+  serverTasks,
+  type SideImplementations,
+  type TaskContext,
+  type TaskHooks,
+  type TaskImplementation,
+  TaskSet,
+  type Validated,
+} from "./workflow/task.ts";
+export { ErrorCode, type ErrorContext, WorkflowError } from "./workflow/errors.ts";
+export type { Value } from "./workflow/payload.ts";
+export type { PermissionGrant, Permissions } from "./workflow/permissions.ts";
+export type {
+  ErrorRecord,
+  RunRecord,
+  RunStatus,
+  RunSummary,
+  TaskRecord,
+  TaskStatus,
+  WorkflowEvent,
+} from "./workflow/state.ts";
+export { serve, type ServeOptions, WorkflowServer } from "./server/serve.ts";
+export { type ListOptions, MemoryStore, type RunStore } from "./server/store.ts";
+export { connect, type ConnectOptions } from "./client/connect.ts";

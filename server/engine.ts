@@ -1,0 +1,222 @@
+/**
+ * The server's workflow engine: matches a remote's hello to a definition and a run, and
+ * owns the runs in memory. Pure: no gRPC here, so it is tested without a socket.
+ *
+ * @module
+ */
+import { firstDifference } from "../workflow/definition.ts";
+import { ErrorCode, WorkflowError } from "../workflow/errors.ts";
+import { RECORD_SCHEMA, type RunRecord, type WorkflowEvent } from "../workflow/state.ts";
+import type { TaskSet } from "../workflow/task.ts";
+import type { Hello } from "../proto/wire.ts";
+import type { EventHub } from "./events.ts";
+import { type Connection, Run, type RunEnvironment } from "./run.ts";
+import type { RunStore } from "./store.ts";
+
+/** Options of {@linkcode Engine}. */
+export interface EngineOptions {
+  /** The server-side implementations of every hosted definition. */
+  workflows: readonly TaskSet[];
+  /** Where runs are persisted. */
+  store: RunStore;
+  /** Where events go. */
+  events: EventHub;
+  /** Called when a run completes or fails. */
+  onFinished?: (run: Run) => void;
+  /** The clock. */
+  now?: () => number;
+}
+
+/** Matches remotes to runs and keeps the live runs. */
+export class Engine {
+  readonly #workflows = new Map<string, TaskSet>();
+  readonly #runs = new Map<string, Run>();
+  readonly #loading = new Map<string, Promise<Run>>();
+  readonly #options: EngineOptions;
+  readonly #now: () => number;
+  #closing = false;
+
+  constructor(options: EngineOptions) {
+    for (const tasks of options.workflows) {
+      if (tasks.side !== "server") {
+        throw new WorkflowError(
+          ErrorCode.InvalidImplementation,
+          `Cannot serve workflow "${tasks.workflow.name}": pass its serverTasks(), not its remoteTasks()`,
+        );
+      }
+      if (this.#workflows.has(tasks.workflow.name)) {
+        throw new TypeError(`Cannot serve workflow "${tasks.workflow.name}" twice`);
+      }
+      this.#workflows.set(tasks.workflow.name, tasks);
+    }
+    this.#options = options;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** The live runs, by key. */
+  get runs(): ReadonlyMap<string, Run> {
+    return this.#runs;
+  }
+
+  /**
+   * Handles a remote's hello: checks its definition against ours, loads or creates the run,
+   * and attaches the remote.
+   *
+   * @throws {WorkflowError} `UnknownWorkflow`, `DefinitionMismatch`, `RunBusy` or
+   * `ShuttingDown`; the call should end with that error's status.
+   */
+  async hello(connection: Connection, hello: Hello): Promise<Run> {
+    if (this.#closing) {
+      throw new WorkflowError(
+        ErrorCode.ShuttingDown,
+        "The server is shutting down; try again later",
+        {
+          key: hello.workflowKey,
+        },
+      );
+    }
+    const tasks = this.#workflows.get(hello.definitionName);
+    const key = hello.workflowKey;
+    if (!tasks) {
+      const known = [...this.#workflows.keys()].map((n) => `"${n}"`).join(", ") || "none";
+      throw new WorkflowError(
+        ErrorCode.UnknownWorkflow,
+        `Workflow "${hello.definitionName}" (run "${key}") is not served here; this server serves ${known}`,
+        { key },
+      );
+    }
+    const { workflow } = tasks;
+    if (hello.fingerprint !== workflow.fingerprint) {
+      const difference = firstDifference(workflow, {
+        name: hello.definitionName,
+        version: hello.definitionVersion,
+        tasks: hello.tasks,
+      }) ?? "the fingerprints differ";
+      throw new WorkflowError(
+        ErrorCode.DefinitionMismatch,
+        `The remote's definition of workflow "${workflow.name}" differs from the server's (version ${workflow.version}): ${difference}. Run the same definition on both sides`,
+        { key },
+      );
+    }
+    const run = await this.#run(key, tasks);
+    await run.attach(connection);
+    return run;
+  }
+
+  #run(key: string, tasks: TaskSet): Promise<Run> {
+    const live = this.#runs.get(key);
+    if (live) return Promise.resolve(this.#check(live, tasks));
+    let loading = this.#loading.get(key);
+    if (!loading) {
+      loading = this.#load(key, tasks).finally(() => this.#loading.delete(key));
+      this.#loading.set(key, loading);
+    }
+    return loading.then((run) => this.#check(run, tasks));
+  }
+
+  #check(run: Run, tasks: TaskSet): Run {
+    const { definition } = run.record;
+    if (definition.fingerprint !== tasks.workflow.fingerprint) {
+      throw new WorkflowError(
+        ErrorCode.DefinitionMismatch,
+        `Run "${run.key}" belongs to workflow "${definition.name}" version ${definition.version}, not "${tasks.workflow.name}" version ${tasks.workflow.version}: it cannot continue under another definition; use a new workflow key`,
+        { key: run.key },
+      );
+    }
+    return run;
+  }
+
+  async #load(key: string, tasks: TaskSet): Promise<Run> {
+    let record = await this.#options.store.load(key);
+    const isNew = !record;
+    if (!record) record = this.#newRecord(key, tasks);
+    const run = new Run(record, this.#environment(tasks));
+    if (isNew) {
+      await this.#options.store.save(record);
+      this.#publish({
+        type: "run.started",
+        definition: tasks.workflow.name,
+        key,
+        at: this.#now(),
+      });
+    }
+    this.#runs.set(key, run);
+    return run;
+  }
+
+  #newRecord(key: string, tasks: TaskSet): RunRecord {
+    const now = this.#now();
+    const { workflow } = tasks;
+    return {
+      schema: RECORD_SCHEMA,
+      key,
+      definition: {
+        name: workflow.name,
+        version: workflow.version,
+        fingerprint: workflow.fingerprint,
+      },
+      status: "running",
+      tasks: workflow.tasks.map((task) => ({
+        name: task.name,
+        side: task.side,
+        status: "pending",
+        attempts: 0,
+      })),
+      outputs: {},
+      local: {},
+      createdAt: now,
+      updatedAt: now,
+      version: 1,
+    };
+  }
+
+  #environment(tasks: TaskSet): RunEnvironment {
+    return {
+      store: this.#options.store,
+      tasks,
+      now: this.#now,
+      publish: (event) => this.#publish(event),
+      finished: (run) => this.#options.onFinished?.(run),
+      broken: (run, error) => {
+        // The in-memory record may now be ahead of the store: forget it; the next hello
+        // reloads the run from the store.
+        this.#runs.delete(run.key);
+        run.close(
+          new WorkflowError(
+            ErrorCode.Internal,
+            `Run "${run.key}" hit an internal error and was unloaded: ${
+              (error as Error)?.message ?? error
+            }. Reconnect to resume it`,
+            { key: run.key, cause: error },
+          ),
+        );
+      },
+    };
+  }
+
+  #publish(event: WorkflowEvent): void {
+    this.#options.events.publish(event);
+  }
+
+  /**
+   * Stops accepting remotes, lets in-flight attempts finish until `deadline` (ms since the
+   * epoch), then ends every call.
+   */
+  async shutdown(deadline: number): Promise<void> {
+    this.#closing = true;
+    const runs = [...this.#runs.values()];
+    const drained = Promise.all(runs.map((run) => run.drain()));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      drained,
+      new Promise((resolve) => timer = setTimeout(resolve, Math.max(0, deadline - this.#now()))),
+    ]);
+    clearTimeout(timer);
+    const error = new WorkflowError(
+      ErrorCode.ShuttingDown,
+      "The server is shutting down; the run resumes when it is back",
+    );
+    for (const run of runs) run.close(error);
+    await Promise.all(runs.map((run) => run.settled()));
+  }
+}

@@ -1,0 +1,222 @@
+/**
+ * `serve()`: the workflow server.
+ *
+ * @module
+ */
+import * as grpc from "@grpc/grpc-js";
+import type { AnyWorkflow } from "../workflow/definition.ts";
+import { ConsolePrinter, type LineWriter } from "../workflow/console.ts";
+import type { RunRecord, RunSummary, WorkflowEvent } from "../workflow/state.ts";
+import type { TaskSet } from "../workflow/task.ts";
+import { Engine } from "./engine.ts";
+import { EventHub, type SubscribeOptions } from "./events.ts";
+import { handleCall, SERVICE } from "./grpc.ts";
+import { reportProgress } from "./report.ts";
+import { type ListOptions, MemoryStore, type RunStore } from "./store.ts";
+
+/** Options of {@linkcode serve}. */
+export interface ServeOptions {
+  /** The server-side implementations of the workflows to serve. */
+  workflows: TaskSet<AnyWorkflow, "server"> | readonly TaskSet<AnyWorkflow, "server">[];
+  /** The address to listen on.
+   *
+   * @default {"127.0.0.1"} */
+  host?: string;
+  /** The port to listen on; `0` picks a free one (see {@linkcode WorkflowServer.port}).
+   *
+   * @default {50051} */
+  port?: number;
+  /** Where runs are kept.
+   *
+   * @default {new MemoryStore()} */
+  store?: RunStore;
+  /** Serve one run, then shut down (as the original's solo mode did).
+   *
+   * @default {false} */
+  solo?: boolean;
+  /** Print task progress and a table per finished run: `true` prints to standard output,
+   * a function receives the lines, `false` prints nothing.
+   *
+   * @default {true} */
+  progress?: boolean | LineWriter;
+  /** How long {@linkcode WorkflowServer.shutdown} waits for in-flight tasks, in ms.
+   *
+   * @default {10000} */
+  shutdownGrace?: number;
+  /** Shuts the server down when aborted. */
+  signal?: AbortSignal;
+}
+
+/**
+ * A running workflow server, made by {@linkcode serve}.
+ */
+export class WorkflowServer implements AsyncDisposable {
+  /** The address the server listens on. */
+  readonly host: string;
+  /** The port the server listens on (the one picked, when `port: 0` was asked). */
+  readonly port: number;
+  /** Resolves when the server has shut down. */
+  readonly finished: Promise<void>;
+  readonly #grpc: grpc.Server;
+  readonly #engine: Engine;
+  readonly #events: EventHub;
+  readonly #store: RunStore;
+  readonly #ownsStore: boolean;
+  readonly #grace: number;
+  #shutdown?: Promise<void>;
+  #resolveFinished!: () => void;
+  /** The console reporter, when there is one: it drains before the store closes. */
+  readonly #reporter?: Promise<void>;
+
+  /** Use {@linkcode serve} instead. */
+  constructor(
+    parts: {
+      grpc: grpc.Server;
+      engine: Engine;
+      events: EventHub;
+      store: RunStore;
+      ownsStore: boolean;
+      host: string;
+      port: number;
+      grace: number;
+      printer?: ConsolePrinter;
+    },
+  ) {
+    this.#grpc = parts.grpc;
+    this.#engine = parts.engine;
+    this.#events = parts.events;
+    this.#store = parts.store;
+    this.#ownsStore = parts.ownsStore;
+    this.#grace = parts.grace;
+    this.host = parts.host;
+    this.port = parts.port;
+    this.finished = new Promise((resolve) => this.#resolveFinished = resolve);
+    if (parts.printer) {
+      this.#reporter = reportProgress(this.events(), (key) => this.run(key), parts.printer);
+    }
+  }
+
+  /** `host:port`, ready to give to a client. */
+  get address(): string {
+    return this.host.includes(":") ? `[${this.host}]:${this.port}` : `${this.host}:${this.port}`;
+  }
+
+  /**
+   * Events of every run from now on, as an async iterable.
+   *
+   * @example Logging every completed task
+   * ```ts ignore
+   * for await (const event of server.events()) {
+   *   if (event.type === "task.completed") console.log(event.key, event.task);
+   * }
+   * ```
+   */
+  events(options?: SubscribeOptions): AsyncIterable<WorkflowEvent> {
+    return this.#events.subscribe(options);
+  }
+
+  /** Lists runs from the store. */
+  runs(options?: ListOptions): Promise<RunSummary[]> {
+    return this.#store.list(options);
+  }
+
+  /** The full record of one run, or `undefined`. */
+  async run(key: string): Promise<RunRecord | undefined> {
+    return this.#engine.runs.get(key)?.record ?? await this.#store.load(key);
+  }
+
+  /**
+   * Stops accepting remotes, lets in-flight tasks finish for up to `grace` milliseconds,
+   * ends every call, and closes the store if the server opened it.
+   */
+  shutdown(options: { grace?: number } = {}): Promise<void> {
+    this.#shutdown ??= (async () => {
+      const grace = options.grace ?? this.#grace;
+      await this.#engine.shutdown(Date.now() + grace);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          this.#grpc.forceShutdown();
+          resolve();
+        }, Math.min(grace, 2000));
+        this.#grpc.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      this.#events.close();
+      await this.#reporter;
+      if (this.#ownsStore) await this.#store.close();
+      this.#resolveFinished();
+    })();
+    return this.#shutdown;
+  }
+
+  /** Same as {@linkcode WorkflowServer.shutdown}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.shutdown();
+  }
+}
+
+/**
+ * Starts a workflow server: remotes dial in, and the server runs its tasks and dispatches
+ * theirs.
+ *
+ * @example Serving the server half of a workflow
+ * ```ts ignore
+ * import { serve } from "@tradeline/workflow/server";
+ * import { tasks } from "./server_tasks.ts";
+ *
+ * const server = await serve({ workflows: tasks, port: 50051 });
+ * console.log(`listening on ${server.address}`);
+ * ```
+ *
+ * @param options What to serve, where, and how.
+ * @returns The running server.
+ */
+export async function serve(options: ServeOptions): Promise<WorkflowServer> {
+  const workflows = Array.isArray(options.workflows) ? options.workflows : [options.workflows];
+  if (workflows.length === 0) throw new TypeError("Cannot serve: no workflows were given");
+  const host = options.host ?? "127.0.0.1";
+  const port = options.port ?? 50051;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new RangeError(`Cannot serve on port ${port}: expected an integer from 0 to 65535`);
+  }
+  const store = options.store ?? new MemoryStore();
+  const events = new EventHub();
+  const engine = new Engine({
+    workflows: workflows as readonly TaskSet[],
+    store,
+    events,
+    onFinished: () => {
+      if (options.solo) queueMicrotask(() => server.shutdown());
+    },
+  });
+  const grpcServer = new grpc.Server({ "grpc.max_receive_message_length": 4 * 1024 * 1024 });
+  grpcServer.addService(SERVICE, {
+    connect: (call: grpc.ServerDuplexStream<Uint8Array, Uint8Array>) =>
+      handleCall(engine, call, (error) => console.error("workflow server:", error)),
+  });
+  const target = host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+  const bound = await new Promise<number>((resolve, reject) => {
+    grpcServer.bindAsync(target, grpc.ServerCredentials.createInsecure(), (error, actual) => {
+      if (error) {
+        reject(new Error(`Cannot listen on ${target}: ${error.message}`, { cause: error }));
+      } else resolve(actual);
+    });
+  });
+  const server: WorkflowServer = new WorkflowServer({
+    grpc: grpcServer,
+    engine,
+    events,
+    store,
+    ownsStore: options.store === undefined,
+    host,
+    port: bound,
+    grace: options.shutdownGrace ?? 10_000,
+    printer: options.progress === false ? undefined : new ConsolePrinter(
+      typeof options.progress === "function" ? options.progress : undefined,
+    ),
+  });
+  options.signal?.addEventListener("abort", () => server.shutdown(), { once: true });
+  return server;
+}

@@ -1,0 +1,117 @@
+/**
+ * The store interface every run store implements, and the in-memory store.
+ *
+ * @module
+ */
+import { ErrorCode, WorkflowError } from "../workflow/errors.ts";
+import { type RunRecord, type RunStatus, type RunSummary, summarize } from "../workflow/state.ts";
+
+/** Filters of {@linkcode RunStore.list}. */
+export interface ListOptions {
+  /** Only runs with this status. */
+  status?: RunStatus;
+  /** Only runs of this definition. */
+  definition?: string;
+  /** Only runs whose key starts with this. */
+  keyPrefix?: string;
+  /** Only runs whose key sorts after this one (paging). */
+  after?: string;
+  /** At most this many runs.
+   *
+   * @default {100} */
+  limit?: number;
+}
+
+/**
+ * Where runs are persisted. Every write is a compare-and-set on the record's `version`: a
+ * write based on a stale version fails with a `Conflict` error and changes nothing.
+ */
+export interface RunStore extends AsyncDisposable {
+  /** Loads one run, or `undefined` when there is none. */
+  load(key: string): Promise<RunRecord | undefined>;
+  /**
+   * Writes `record` if the stored version is `record.version - 1` (or, for
+   * `record.version === 1`, if there is no record yet).
+   *
+   * @throws {WorkflowError} `Conflict` when the stored version differs.
+   */
+  save(record: RunRecord): Promise<void>;
+  /** Lists runs, ordered by key. */
+  list(options?: ListOptions): Promise<RunSummary[]>;
+  /** Releases the store's resources. */
+  close(): Promise<void>;
+}
+
+/** The error for a lost compare-and-set. */
+export function conflict(key: string, expected: number, found: number | undefined): WorkflowError {
+  return new WorkflowError(
+    ErrorCode.Conflict,
+    `Cannot save run "${key}": expected stored version ${expected}, found ${
+      found ?? "none"
+    } (another writer changed it)`,
+    { key },
+  );
+}
+
+/** Applies {@linkcode ListOptions} to summaries already sorted by key. */
+export function filterRuns(runs: Iterable<RunSummary>, options: ListOptions): RunSummary[] {
+  const limit = options.limit ?? 100;
+  const result: RunSummary[] = [];
+  for (const run of runs) {
+    if (options.status && run.status !== options.status) continue;
+    if (options.definition && run.definition !== options.definition) continue;
+    if (options.keyPrefix && !run.key.startsWith(options.keyPrefix)) continue;
+    if (options.after !== undefined && run.key <= options.after) continue;
+    result.push(run);
+    if (result.length >= limit) break;
+  }
+  return result;
+}
+
+/**
+ * A store that keeps runs in memory: for tests, and for users who want no persistence.
+ *
+ * @example
+ * ```ts
+ * import { MemoryStore } from "@tradeline/workflow/server";
+ *
+ * await using store = new MemoryStore();
+ * console.log(await store.list()); // []
+ * ```
+ */
+export class MemoryStore implements RunStore {
+  readonly #runs = new Map<string, RunRecord>();
+
+  /** Loads a copy of one run. */
+  load(key: string): Promise<RunRecord | undefined> {
+    const record = this.#runs.get(key);
+    return Promise.resolve(record ? structuredClone(record) : undefined);
+  }
+
+  /** Saves a copy of the run, if its version follows the stored one. */
+  save(record: RunRecord): Promise<void> {
+    const stored = this.#runs.get(record.key);
+    if ((stored?.version ?? 0) !== record.version - 1) {
+      return Promise.reject(conflict(record.key, record.version - 1, stored?.version));
+    }
+    this.#runs.set(record.key, structuredClone(record));
+    return Promise.resolve();
+  }
+
+  /** Lists runs, ordered by key. */
+  list(options: ListOptions = {}): Promise<RunSummary[]> {
+    const keys = [...this.#runs.keys()].sort();
+    return Promise.resolve(filterRuns(keys.map((k) => summarize(this.#runs.get(k)!)), options));
+  }
+
+  /** Forgets every run. */
+  close(): Promise<void> {
+    this.#runs.clear();
+    return Promise.resolve();
+  }
+
+  /** Same as {@linkcode MemoryStore.close}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}

@@ -1,0 +1,149 @@
+/**
+ * Readable progress on a console: one line per task change, and a table per finished run.
+ * Colour when the output is a terminal and `NO_COLOR` is not set; plain text otherwise.
+ *
+ * @module
+ */
+import type { Side } from "./definition.ts";
+import type { ErrorRecord, RunStatus, TaskStatus } from "./state.ts";
+
+/** Where printed lines go. */
+export type LineWriter = (line: string) => void;
+
+const ANSI = {
+  reset: "\x1b[0m",
+  dim: "\x1b[2m",
+  bold: "\x1b[1m",
+  red: "\x1b[31m",
+  green: "\x1b[32m",
+  yellow: "\x1b[33m",
+  blue: "\x1b[34m",
+  magenta: "\x1b[35m",
+  cyan: "\x1b[36m",
+} as const;
+
+type Colour = keyof typeof ANSI;
+
+const STATUS_STYLE: Record<TaskStatus | RunStatus, { mark: string; colour: Colour }> = {
+  pending: { mark: "·", colour: "dim" },
+  running: { mark: "▶", colour: "cyan" },
+  completed: { mark: "✔", colour: "green" },
+  skipped: { mark: "↷", colour: "green" },
+  failed: { mark: "✘", colour: "red" },
+  retrying: { mark: "↻", colour: "yellow" },
+  cancelled: { mark: "■", colour: "magenta" },
+};
+
+/** One task's row in a table. */
+export interface TaskRow {
+  name: string;
+  side: Side;
+  status: TaskStatus;
+  attempts: number;
+  durationMs?: number;
+  error?: ErrorRecord;
+}
+
+/** Whether colour should be used on standard output. */
+export function useColour(): boolean {
+  try {
+    return !Deno.noColor && Deno.stdout.isTerminal();
+  } catch {
+    return false;
+  }
+}
+
+/** Prints task progress lines and run tables. */
+export class ConsolePrinter {
+  readonly #write: LineWriter;
+  readonly #colour: boolean;
+
+  /**
+   * @param write Where lines go; standard output by default.
+   * @param colour Whether to colour; decided from the terminal and `NO_COLOR` by default.
+   */
+  constructor(write: LineWriter = (line) => console.log(line), colour: boolean = useColour()) {
+    this.#write = write;
+    this.#colour = colour;
+  }
+
+  #paint(colour: Colour, text: string): string {
+    return this.#colour ? `${ANSI[colour]}${text}${ANSI.reset}` : text;
+  }
+
+  /** Prints one line for a task's change of status. */
+  task(
+    key: string,
+    task: { index: number; name: string; side: Side },
+    total: number,
+    status: TaskStatus,
+    detail: { attempt?: number; durationMs?: number; error?: ErrorRecord; note?: string } = {},
+  ): void {
+    const style = STATUS_STYLE[status];
+    const parts = [
+      this.#paint("dim", clock()),
+      this.#paint("bold", key),
+      `[${task.index + 1}/${total}]`,
+      this.#paint(task.side === "server" ? "blue" : "magenta", task.side.padEnd(6)),
+      task.name,
+      this.#paint(style.colour, `${style.mark} ${status}`),
+    ];
+    if (detail.attempt && detail.attempt > 1) parts.push(`attempt ${detail.attempt}`);
+    if (detail.durationMs !== undefined) {
+      parts.push(this.#paint("dim", formatDuration(detail.durationMs)));
+    }
+    if (detail.note) parts.push(detail.note);
+    if (detail.error) {
+      parts.push(this.#paint("red", `${detail.error.code}: ${detail.error.message}`));
+    }
+    this.#write(parts.join("  "));
+  }
+
+  /** Prints a free line about a run. */
+  line(key: string, text: string, colour: Colour = "bold"): void {
+    this.#write(
+      `${this.#paint("dim", clock())}  ${this.#paint("bold", key)}  ${this.#paint(colour, text)}`,
+    );
+  }
+
+  /** Prints the table of a run's tasks. */
+  table(key: string, status: RunStatus, rows: readonly TaskRow[]): void {
+    const header = ["#", "task", "side", "status", "attempts", "time"];
+    const cells = rows.map((row, i) => [
+      String(i + 1),
+      row.name,
+      row.side,
+      `${STATUS_STYLE[row.status].mark} ${row.status}`,
+      String(row.attempts),
+      row.durationMs === undefined ? "" : formatDuration(row.durationMs),
+    ]);
+    const widths = header.map((h, c) => Math.max(h.length, ...cells.map((r) => r[c].length)));
+    const format = (row: string[]) =>
+      row.map((cell, c) => cell.padEnd(widths[c])).join("  ").trimEnd();
+    const style = STATUS_STYLE[status];
+    this.#write(
+      `${this.#paint("bold", `run ${key}`)}  ${
+        this.#paint(style.colour, `${style.mark} ${status}`)
+      }`,
+    );
+    this.#write(this.#paint("dim", `  ${format(header)}`));
+    rows.forEach((row, i) => {
+      const colour = STATUS_STYLE[row.status].colour;
+      this.#write(`  ${this.#paint(colour, format(cells[i]))}`);
+      if (row.error && row.status !== "completed") {
+        this.#write(`     ${this.#paint("red", `${row.error.code}: ${row.error.message}`)}`);
+      }
+    });
+  }
+}
+
+function clock(): string {
+  return new Date().toISOString().slice(11, 23);
+}
+
+/** Formats milliseconds for people: `820 µs`, `12.3 ms`, `4.56 s`. */
+export function formatDuration(ms: number): string {
+  if (ms < 1) return `${Math.round(ms * 1000)} µs`;
+  if (ms < 1000) return `${ms < 10 ? ms.toFixed(1) : Math.round(ms)} ms`;
+  return `${(ms / 1000).toFixed(2)} s`;
+}
