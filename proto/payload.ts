@@ -91,9 +91,15 @@ function toWire(value: unknown, path: string, ancestors: Set<object>, depth: num
     }
     const prototype = Object.getPrototypeOf(object);
     if (prototype !== Object.prototype && prototype !== null) {
-      const toJSON = (object as { toJSON?: unknown }).toJSON;
+      const toJSON = read(object, "toJSON", path);
       if (typeof toJSON === "function") {
-        return toWire(toJSON.call(object), path, ancestors, depth + 1);
+        let plain: unknown;
+        try {
+          plain = toJSON.call(object);
+        } catch (error) {
+          throw refuse(path, `its toJSON() threw: ${describe(error)}`);
+        }
+        return toWire(plain, path, ancestors, depth + 1);
       }
       const kind = prototype?.constructor?.name ?? "object";
       throw refuse(path, `a ${kind} has no plain form; send a plain object, array or primitive`);
@@ -103,7 +109,7 @@ function toWire(value: unknown, path: string, ancestors: Set<object>, depth: num
     }
     const fields = [];
     for (const key of Object.keys(object)) {
-      const field = (object as Record<string, unknown>)[key];
+      const field = read(object, key, path);
       fields.push({ key, value: toWire(field, joinPath(path, key), ancestors, depth + 1) });
     }
     return { objectValue: { fields } };
@@ -112,8 +118,22 @@ function toWire(value: unknown, path: string, ancestors: Set<object>, depth: num
   }
 }
 
+/** Reads a property, turning a throwing getter into an error that names the field. */
+function read(object: object, key: string, path: string): unknown {
+  try {
+    return (object as Record<string, unknown>)[key];
+  } catch (error) {
+    throw refuse(joinPath(path, key), `reading it threw: ${describe(error)}`);
+  }
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
 function fromWire(message: tradeline.workflow.v1.Value, path: string, depth: number): Value {
-  if (depth > MAX_PAYLOAD_DEPTH) {
+  const nests = message.kind === "listValue" || message.kind === "objectValue";
+  if (nests && depth >= MAX_PAYLOAD_DEPTH) {
     throw invalid(`Cannot decode ${path}: nested deeper than ${MAX_PAYLOAD_DEPTH} levels`);
   }
   switch (message.kind) {

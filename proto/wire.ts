@@ -234,7 +234,8 @@ function errorInfo(
 }
 
 function bytes(value: Uint8Array | null | undefined): Uint8Array {
-  return value ?? new Uint8Array();
+  // A copy: the decoder's buffer may be pooled and reused by the transport.
+  return value ? new Uint8Array(value) : new Uint8Array();
 }
 
 function outputs(

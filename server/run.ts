@@ -220,7 +220,6 @@ export class Run {
     this.#server?.abort.abort(error);
     clearTimeout(this.#retryTimer);
     this.#clearRemote();
-    this.#remote = undefined;
     this.#connection?.end(error);
     this.#connection = undefined;
   }
@@ -409,7 +408,6 @@ export class Run {
 
   async #fail(task: string | undefined, error: { code: string; message: string }): Promise<void> {
     this.#clearRemote();
-    this.#remote = undefined;
     clearTimeout(this.#retryTimer);
     this.#retryTimer = undefined;
     this.record.status = "failed";
@@ -452,7 +450,6 @@ export class Run {
     }
     const remote = this.#remote!;
     this.#clearRemote();
-    this.#remote = undefined;
     if ("error" in result) return this.#taskFailed(remote.task, attempt, result.error);
     let value: Value;
     try {
@@ -477,7 +474,6 @@ export class Run {
     const remote = this.#remote;
     if (!remote || remote.task !== task || remote.attempt !== attempt) return;
     this.#clearRemote();
-    this.#remote = undefined;
     remote.connection.send({
       kind: "cancel",
       cancel: { task: task.name, attempt, reason: `${what} after ${ms} ms` },
@@ -503,9 +499,11 @@ export class Run {
     );
   }
 
+  /** Forgets the remote attempt in flight, and its timers. */
   #clearRemote(): void {
     clearTimeout(this.#remote?.timeout);
     clearTimeout(this.#remote?.heartbeat);
+    this.#remote = undefined;
   }
 
   #violation(connection: Connection, message: string): void {
@@ -519,7 +517,6 @@ export class Run {
       const task = this.#taskRecord(this.#remote.task.name);
       if (task.status === "running") task.status = "pending";
       this.#clearRemote();
-      this.#remote = undefined;
     }
   }
 
