@@ -60,4 +60,11 @@ export type {
 } from "./workflow/state.ts";
 export { serve, type ServeOptions, WorkflowServer } from "./server/serve.ts";
 export { type ListOptions, MemoryStore, type RunStore } from "./server/store.ts";
-export { connect, type ConnectOptions } from "./client/connect.ts";
+export { SQLiteStore, type SQLiteStoreOptions } from "./server/sqlite_store.ts";
+export { connect, type ConnectOptions, type ReconnectOptions } from "./client/connect.ts";
+export {
+  type LocalStore,
+  MemoryLocalStore,
+  SQLiteLocalStore,
+  type SQLiteLocalStoreOptions,
+} from "./client/local_store.ts";

@@ -13,6 +13,8 @@ import type { Value } from "../workflow/payload.ts";
 import type { TaskStatus } from "../workflow/state.ts";
 import type { LocalData, TaskContext, TaskSet } from "../workflow/task.ts";
 import { runAttempt } from "../workflow/attempt.ts";
+import { type LocalStore, SQLiteLocalStore } from "./local_store.ts";
+import { MessageHub } from "../workflow/messages.ts";
 import { decodePayload, encodePayload } from "../proto/payload.ts";
 import { fromStatus } from "../proto/status.ts";
 import {
@@ -45,7 +47,48 @@ export interface ConnectOptions<W extends AnyWorkflow> {
   progress?: boolean | LineWriter;
   /** Abandons the run's connection when aborted (the server keeps the run). */
   signal?: AbortSignal;
+  /**
+   * How to reconnect when the connection breaks after the run has started; `false` gives
+   * up at the first break. The first connection is not retried: pointing the remote at an
+   * address with no server fails after `connectTimeout`.
+   *
+   * @default {{ initialDelay: 100, maxDelay: 5000, giveUpAfter: 60000 }}
+   */
+  reconnect?: ReconnectOptions | false;
+  /**
+   * Where the remote keeps the data its tasks store with `ctx.local` (for example a secret
+   * exponent): it survives a restart of the remote process and never reaches the server.
+   * It is cleared when the run ends.
+   *
+   * @default {new SQLiteLocalStore()} (the file `.workflow/remote.db`)
+   */
+  local?: LocalStore;
 }
+
+/** How {@linkcode connect} reconnects after the connection breaks. */
+export interface ReconnectOptions {
+  /** The first delay before reconnecting, in ms; it doubles after each failure.
+   *
+   * @default {100} */
+  initialDelay?: number;
+  /** The longest delay between two tries, in ms.
+   *
+   * @default {5000} */
+  maxDelay?: number;
+  /** Gives up when the connection has stayed broken this long, in ms.
+   *
+   * @default {60000} */
+  giveUpAfter?: number;
+}
+
+/** The errors after which a remote that was already attached to its run reconnects. */
+const RECONNECTABLE: ReadonlySet<string> = new Set([
+  ErrorCode.Unavailable,
+  ErrorCode.ShuttingDown,
+  ErrorCode.Internal,
+  ErrorCode.RunBusy, // the server may not have seen the previous connection die yet
+  ErrorCode.Conflict,
+]);
 
 type Call = grpc.ClientDuplexStream<Uint8Array, Uint8Array>;
 
@@ -80,16 +123,82 @@ export async function connect<W extends AnyWorkflow>(
     throw new TypeError("Cannot connect: `tasks` must come from remoteTasks()");
   }
   const key = checkKey(options.key);
-  const client = new grpc.Client(address, grpc.credentials.createInsecure(), {
-    "grpc.max_receive_message_length": 4 * 1024 * 1024,
-  });
+  const reconnect = options.reconnect === false ? undefined : {
+    initialDelay: options.reconnect?.initialDelay ?? 100,
+    maxDelay: options.reconnect?.maxDelay ?? 5000,
+    giveUpAfter: options.reconnect?.giveUpAfter ?? 60_000,
+  };
+  const local = options.local ?? new SQLiteLocalStore();
+  const printer = options.progress === false ? undefined : new ConsolePrinter(
+    typeof options.progress === "function" ? options.progress : undefined,
+  );
+  let attached = false;
+  let brokenSince: number | undefined;
+  let delay = reconnect?.initialDelay ?? 0;
   try {
-    await waitForReady(client, address, key, options.connectTimeout ?? 5000);
-    const session = new RemoteSession(options, key, client);
-    return await session.run() as OutputsOf<W>;
+    for (;;) {
+      const client = new grpc.Client(address, grpc.credentials.createInsecure(), {
+        "grpc.max_receive_message_length": 4 * 1024 * 1024,
+      });
+      let session: RemoteSession<W> | undefined;
+      try {
+        const timeout = brokenSince === undefined
+          ? options.connectTimeout ?? 5000
+          : Math.max(1, brokenSince + reconnect!.giveUpAfter - Date.now());
+        await waitForReady(client, address, key, timeout);
+        session = new RemoteSession(options, key, client, local, printer);
+        const outputs = await session.run();
+        await local.clear(key);
+        return outputs as OutputsOf<W>;
+      } catch (error) {
+        if (session?.welcomed) {
+          attached = true;
+          brokenSince = undefined;
+          delay = reconnect?.initialDelay ?? 0;
+        }
+        const code = (error as WorkflowError).code;
+        if (options.signal?.aborted || !reconnect || !attached || !RECONNECTABLE.has(code)) {
+          if (code === ErrorCode.RunFailed) await local.clear(key);
+          throw error;
+        }
+        brokenSince ??= Date.now();
+        if (Date.now() - brokenSince >= reconnect.giveUpAfter) {
+          throw new WorkflowError(
+            ErrorCode.Unavailable,
+            `Lost the connection to ${address} for run "${key}" and could not get it back within ${reconnect.giveUpAfter} ms: ${
+              (error as Error).message
+            }`,
+            { key, cause: error },
+          );
+        }
+        const wait = Math.round(delay / 2 + Math.random() * delay / 2);
+        printer?.line(
+          key,
+          `connection lost (${(error as Error).message}); reconnecting in ${wait} ms`,
+          "yellow",
+        );
+        await pause(wait, options.signal);
+        delay = Math.min(delay * 2, reconnect.maxDelay);
+      } finally {
+        client.close();
+      }
+    }
   } finally {
-    client.close();
+    if (options.local === undefined) await local.close();
   }
+}
+
+/** Waits `ms`, or less when `signal` aborts. */
+function pause(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener("abort", done, { once: true });
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    }
+  });
 }
 
 function checkKey(key: string): string {
@@ -134,19 +243,37 @@ class RemoteSession<W extends AnyWorkflow> {
   readonly #printer?: ConsolePrinter;
   readonly #outputs = new Map<string, Uint8Array>();
   readonly #values = new Map<string, Value>();
-  readonly #local = new Map<string, Uint8Array>();
+  readonly #local: LocalStore;
   readonly #running = new Set<RunningTask>();
   #call?: Call;
+  /** Whether the server welcomed this call: the remote is attached to its run. */
+  welcomed = false;
+  readonly #hub: MessageHub;
 
-  constructor(options: ConnectOptions<W>, key: string, client: grpc.Client) {
+  constructor(
+    options: ConnectOptions<W>,
+    key: string,
+    client: grpc.Client,
+    local: LocalStore,
+    printer: ConsolePrinter | undefined,
+  ) {
     this.#options = options;
     this.#key = key;
     this.#client = client;
-    if (options.progress !== false) {
-      this.#printer = new ConsolePrinter(
-        typeof options.progress === "function" ? options.progress : undefined,
-      );
-    }
+    this.#local = local;
+    this.#printer = printer;
+    this.#hub = new MessageHub({
+      side: "remote",
+      workflow: options.tasks.workflow,
+      key,
+      handlers: options.tasks.handlers,
+      transmit: (message) => {
+        const call = this.#call;
+        if (!call || call.writableEnded || call.destroyed || !this.welcomed) return false;
+        call.write(encodeRemoteFrame({ kind: "message", message }));
+        return true;
+      },
+    });
   }
 
   get #workflow(): AnyWorkflow {
@@ -190,6 +317,7 @@ class RemoteSession<W extends AnyWorkflow> {
         for (const task of this.#running) {
           task.abort.abort(new WorkflowError(ErrorCode.Unavailable, "The call ended"));
         }
+        this.#hub.disconnected("the call ended");
         if (!outcome) {
           outcome = {
             ok: false,
@@ -232,6 +360,7 @@ class RemoteSession<W extends AnyWorkflow> {
     | undefined {
     switch (frame.kind) {
       case "welcome": {
+        this.welcomed = true;
         this.#store(frame.welcome.outputs);
         const done = frame.welcome.tasks.filter((t) =>
           t.status === "completed" || t.status === "skipped"
@@ -295,7 +424,7 @@ class RemoteSession<W extends AnyWorkflow> {
         return {
           ok: false,
           error: new WorkflowError(
-            ErrorCode.RunFailed,
+            error.code === ErrorCode.Cancelled ? ErrorCode.Cancelled : ErrorCode.RunFailed,
             `Run "${this.#key}" failed${
               task ? ` at task "${task}"` : ""
             }: ${error.code}: ${error.message}`,
@@ -304,6 +433,7 @@ class RemoteSession<W extends AnyWorkflow> {
         };
       }
       case "message":
+        this.#hub.deliver(frame.message);
         return;
     }
   }
@@ -382,14 +512,14 @@ class RemoteSession<W extends AnyWorkflow> {
 
   #context(task: string, attempt: number, signal: AbortSignal): TaskContext {
     const local = this.#local;
+    const key = this.#key;
     const data: LocalData = {
-      get<T extends Value = Value>(name: string): Promise<T | undefined> {
-        const bytes = local.get(name);
-        return Promise.resolve(bytes ? decodePayload(bytes, `local "${name}"`) as T : undefined);
+      async get<T extends Value = Value>(name: string): Promise<T | undefined> {
+        const bytes = await local.get(key, name);
+        return bytes ? decodePayload(bytes, `local "${name}"`) as T : undefined;
       },
-      set(name: string, value: Value): Promise<void> {
-        local.set(name, encodePayload(value, `local "${name}"`));
-        return Promise.resolve();
+      async set(name: string, value: Value): Promise<void> {
+        await local.set(key, name, encodePayload(value, `local "${name}"`));
       },
     };
     return {
@@ -399,6 +529,13 @@ class RemoteSession<W extends AnyWorkflow> {
       side: "remote",
       signal,
       local: data,
+      heartbeat: () => this.#send({ kind: "heartbeat", heartbeat: { task, attempt } }),
+      messages: {
+        send: (topic: string, value: unknown) => this.#hub.send(topic, value, { task, attempt }),
+        request: (topic: string, value: unknown, options?: { timeout?: number }) =>
+          this.#hub.request(topic, value, { task, attempt }, { ...options, signal }),
+        receive: (topic: string) => this.#hub.receive(topic, signal),
+      } as TaskContext["messages"],
       progress: (fraction: number, note = "") => {
         if (!Number.isFinite(fraction) || fraction < 0 || fraction > 1) {
           throw new RangeError(

@@ -11,4 +11,10 @@
  *
  * @module
  */
-export { connect, type ConnectOptions } from "./connect.ts";
+export { connect, type ConnectOptions, type ReconnectOptions } from "./connect.ts";
+export {
+  type LocalStore,
+  MemoryLocalStore,
+  SQLiteLocalStore,
+  type SQLiteLocalStoreOptions,
+} from "./local_store.ts";

@@ -374,9 +374,11 @@ function progress(p: tradeline.workflow.v1.Progress.$Properties): Progress {
 }
 
 function liveMessage(l: tradeline.workflow.v1.LiveMessage.$Properties): LiveMessage {
+  // A message is sent by a task (its name and attempt) or by the run itself (no task).
+  const fromTask = Boolean(l.task);
   return {
-    task: taskName(l.task, "message"),
-    attempt: attempt(l.attempt, "message"),
+    task: fromTask ? taskName(l.task, "message") : "",
+    attempt: fromTask ? attempt(l.attempt, "message") : 0,
     topic: taskName(l.topic, "message.topic"),
     sequence: l.sequence ?? 0,
     replyTo: l.replyTo ?? 0,

@@ -129,7 +129,9 @@ export class Engine {
   async #load(key: string, tasks: TaskSet): Promise<Run> {
     let record = await this.#options.store.load(key);
     const isNew = !record;
-    if (!record) record = this.#newRecord(key, tasks);
+    if (record) {
+      if (record.definition.fingerprint === tasks.workflow.fingerprint) interrupted(record);
+    } else record = this.#newRecord(key, tasks);
     const run = new Run(record, this.#environment(tasks));
     if (isNew) {
       await this.#options.store.save(record);
@@ -142,6 +144,62 @@ export class Engine {
     }
     this.#runs.set(key, run);
     return run;
+  }
+
+  /**
+   * Cancels a run, live or only in the store.
+   *
+   * @returns `false` when there is no such run or it had already ended.
+   */
+  async cancel(key: string, reason: string): Promise<boolean> {
+    const live = this.#runs.get(key) ?? await this.#loading.get(key)?.catch(() => undefined);
+    if (live) return live.cancel(reason);
+    const record = await this.#options.store.load(key);
+    if (!record || record.status !== "running") return false;
+    const tasks = this.#workflows.get(record.definition.name);
+    if (tasks && tasks.workflow.fingerprint === record.definition.fingerprint) {
+      return (await this.#run(key, tasks)).cancel(reason);
+    }
+    // A run of a definition this server does not serve: record the cancellation directly.
+    const message = `Run "${key}" was cancelled: ${reason}`;
+    for (const task of record.tasks) {
+      if (task.status === "running" || task.status === "retrying") {
+        task.status = "cancelled";
+        task.error = { code: ErrorCode.Cancelled, message };
+      }
+    }
+    record.status = "cancelled";
+    record.error = { code: ErrorCode.Cancelled, message };
+    record.version++;
+    record.updatedAt = this.#now();
+    await this.#options.store.save(record);
+    this.#publish({ type: "run.cancelled", reason, key, at: this.#now() });
+    return true;
+  }
+
+  /**
+   * Loads every unfinished run of a served definition from the store and continues it:
+   * server tasks run at once, remote tasks wait for their remote to come back. Runs of a
+   * definition this server does not serve, or of another version of it, are left untouched.
+   *
+   * @returns The keys of the runs resumed.
+   */
+  async resumeUnfinished(): Promise<string[]> {
+    const resumed: string[] = [];
+    let after: string | undefined;
+    for (;;) {
+      const page = await this.#options.store.list({ status: "running", after, limit: 500 });
+      for (const summary of page) {
+        const tasks = this.#workflows.get(summary.definition);
+        if (!tasks || this.#runs.has(summary.key)) continue;
+        const run = await this.#run(summary.key, tasks).catch(() => undefined);
+        if (!run) continue;
+        run.resume();
+        resumed.push(run.key);
+      }
+      if (page.length < 500) return resumed;
+      after = page[page.length - 1].key;
+    }
   }
 
   #newRecord(key: string, tasks: TaskSet): RunRecord {
@@ -218,5 +276,27 @@ export class Engine {
     );
     for (const run of runs) run.close(error);
     await Promise.all(runs.map((run) => run.settled()));
+  }
+}
+
+/**
+ * Marks the attempts a previous server process left in flight as interrupted: they were
+ * running when it stopped, so each is retried as a new attempt. Its number is already
+ * counted in `attempts`, so the next attempt gets a fresh number and a late result of the
+ * old one is ignored.
+ */
+function interrupted(record: RunRecord): void {
+  if (record.status !== "running") return;
+  for (const task of record.tasks) {
+    if (task.status === "running" || task.status === "retrying") {
+      if (task.status === "running") {
+        task.error = {
+          code: ErrorCode.Unavailable,
+          message: `Attempt ${task.attempts} was interrupted: the server stopped while it ran`,
+        };
+      }
+      task.status = "pending";
+      task.progress = undefined;
+    }
   }
 }

@@ -15,3 +15,4 @@
 export { serve, type ServeOptions, WorkflowServer } from "./serve.ts";
 export { type ListOptions, MemoryStore, type RunStore } from "./store.ts";
 export type { SubscribeOptions } from "./events.ts";
+export { SQLiteStore, type SQLiteStoreOptions } from "./sqlite_store.ts";

@@ -60,6 +60,7 @@ async function print(
       return;
     }
     case "task.progress":
+    case "message":
       return;
   }
   const record = await load(event.key);

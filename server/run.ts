@@ -13,6 +13,7 @@ import type { Value } from "../workflow/payload.ts";
 import type { RunRecord, TaskRecord, WorkflowEvent } from "../workflow/state.ts";
 import type { LocalData, TaskContext, TaskSet } from "../workflow/task.ts";
 import { retryDelay, runAttempt } from "../workflow/attempt.ts";
+import { MessageHub } from "../workflow/messages.ts";
 import { decodePayload, encodePayload } from "../proto/payload.ts";
 import type { Output, RemoteFrame, ServerFrame, TaskEvent } from "../proto/wire.ts";
 import type { RunStore } from "./store.ts";
@@ -71,10 +72,42 @@ export class Run {
   #retryTimer?: Timer;
   #draining = false;
   #tail: Promise<void> = Promise.resolve();
+  readonly #hub: MessageHub;
 
   constructor(record: RunRecord, env: RunEnvironment) {
     this.record = record;
     this.#env = env;
+    this.#hub = new MessageHub({
+      side: "server",
+      workflow: env.tasks.workflow,
+      key: record.key,
+      handlers: env.tasks.handlers,
+      transmit: (message) => {
+        const connection = this.#connection;
+        if (!connection) return false;
+        connection.send({ kind: "message", message });
+        return true;
+      },
+      observe: (message) =>
+        this.#publish({
+          type: "message",
+          topic: message.topic,
+          from: "remote",
+          task: message.task,
+          attempt: message.attempt,
+        }),
+    });
+  }
+
+  /**
+   * Sends a one-way message of a topic the server sends to the attached remote: its running
+   * task receives it with `ctx.messages.receive(topic)`.
+   *
+   * @throws {WorkflowError} `Unavailable` when no remote is attached.
+   */
+  send(topic: string, value: unknown): void {
+    this.#hub.send(topic, value, { task: "", attempt: 0 });
+    this.#publish({ type: "message", topic, from: "server", task: "", attempt: 0 });
   }
 
   /** The run's workflow key. */
@@ -135,12 +168,18 @@ export class Run {
     });
   }
 
+  /** Continues a run loaded from the store: runs its next server task, if that is next. */
+  resume(): Promise<void> {
+    return this.#enqueue(() => this.#advance([]));
+  }
+
   /** Detaches a remote whose call ended; an attempt it was running is abandoned. */
   detach(connection: Connection, reason: string): Promise<void> {
     return this.#enqueue(async () => {
       if (this.#connection !== connection) return;
       this.#connection = undefined;
       this.#sent.clear();
+      this.#hub.disconnected(reason);
       this.#publish({ type: "remote.detached", peer: connection.peer, reason });
       const remote = this.#remote;
       if (remote?.connection === connection) {
@@ -192,11 +231,75 @@ export class Run {
         case "hello":
           this.#violation(connection, "hello: sent twice on one call");
           return;
-        case "message":
-          this.#violation(connection, "message: live messages are not supported by this server");
+        case "message": {
+          const { task, attempt } = frame.message;
+          // A message from an attempt that is no longer current is dropped.
+          if (task && !this.#isCurrent(connection, task, attempt)) return;
+          try {
+            this.#hub.deliver(frame.message);
+          } catch (error) {
+            this.#violation(connection, (error as Error).message);
+          }
           return;
+        }
       }
     });
+  }
+
+  /**
+   * Cancels the run: the attempt in flight is aborted (its `ctx.signal` fires and its
+   * rollback hook runs), the remote is told, and the run is recorded as cancelled.
+   *
+   * @returns `false` when the run had already ended.
+   */
+  cancel(reason: string): Promise<boolean> {
+    let cancelled = false;
+    return this.#enqueue(async () => {
+      if (this.record.status !== "running") return;
+      cancelled = true;
+      const error = new WorkflowError(
+        ErrorCode.Cancelled,
+        `Run "${this.key}" was cancelled: ${reason}`,
+        {
+          key: this.key,
+        },
+      );
+      const now = this.#env.now();
+      const server = this.#server;
+      const remote = this.#remote;
+      this.#server = undefined;
+      this.#clearRemote();
+      clearTimeout(this.#retryTimer);
+      this.#retryTimer = undefined;
+      let task: string | undefined;
+      for (const record of this.record.tasks) {
+        if (record.status === "running" || record.status === "retrying") {
+          Object.assign(record, {
+            status: "cancelled",
+            finishedAt: now,
+            error: { code: ErrorCode.Cancelled, message: error.message },
+          });
+          task ??= record.name;
+        }
+      }
+      this.record.status = "cancelled";
+      this.record.error = {
+        code: ErrorCode.Cancelled,
+        message: error.message,
+        ...(task ? { task } : {}),
+      };
+      await this.#commit();
+      server?.abort.abort(error);
+      if (remote) {
+        remote.connection.send({
+          kind: "cancel",
+          cancel: { task: remote.task.name, attempt: remote.attempt, reason },
+        });
+      }
+      this.#publish({ type: "run.cancelled", reason });
+      if (this.#connection) this.#sendEnd(this.#connection);
+      this.#env.finished(this);
+    }).then(() => cancelled);
   }
 
   /** Stops starting new attempts; resolves when in-flight attempts have ended. */
@@ -384,9 +487,22 @@ export class Run {
   ) {
     const record = this.#taskRecord(task.name);
     record.error = error;
+    if (error.code === ErrorCode.ShuttingDown) {
+      // Interrupted by this server's shutdown, not failed: it runs again after a restart.
+      record.status = "pending";
+      await this.#commit();
+      return;
+    }
     const retryable = error.code !== ErrorCode.Cancelled &&
       error.code !== ErrorCode.PermissionDenied;
-    if (retryable && attempt < task.retry.maxAttempts && !this.#draining) {
+    if (retryable && attempt < task.retry.maxAttempts && this.#draining) {
+      // The retry is owed but this server is stopping: the next one starts it.
+      record.status = "pending";
+      await this.#commit();
+      this.#publish({ type: "task.retrying", task: task.name, side: task.side, attempt, error });
+      return;
+    }
+    if (retryable && attempt < task.retry.maxAttempts) {
       record.status = "retrying";
       const delay = retryDelay(task, attempt + 1);
       this.#retryTimer = setTimeout(() =>
@@ -512,6 +628,7 @@ export class Run {
     // The call is over: forget it now, so that nothing more is sent on it.
     this.#connection = undefined;
     this.#sent.clear();
+    this.#hub.disconnected(message);
     this.#publish({ type: "remote.detached", peer: connection.peer, reason: message });
     if (this.#remote?.connection === connection) {
       const task = this.#taskRecord(this.#remote.task.name);
@@ -608,6 +725,16 @@ export class Run {
       side: "server",
       signal,
       local,
+      heartbeat: () => {},
+      messages: {
+        send: (topic: string, value: unknown) => {
+          this.#hub.send(topic, value, { task: task.name, attempt });
+          this.#publish({ type: "message", topic, from: "server", task: task.name, attempt });
+        },
+        request: (topic: string, value: unknown, options?: { timeout?: number }) =>
+          this.#hub.request(topic, value, { task: task.name, attempt }, { ...options, signal }),
+        receive: (topic: string) => this.#hub.receive(topic, signal),
+      } as TaskContext["messages"],
       progress: (fraction: number, note = "") => {
         if (!Number.isFinite(fraction) || fraction < 0 || fraction > 1) {
           throw new RangeError(

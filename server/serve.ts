@@ -8,11 +8,13 @@ import type { AnyWorkflow } from "../workflow/definition.ts";
 import { ConsolePrinter, type LineWriter } from "../workflow/console.ts";
 import type { RunRecord, RunSummary, WorkflowEvent } from "../workflow/state.ts";
 import type { TaskSet } from "../workflow/task.ts";
+import { ErrorCode, WorkflowError } from "../workflow/errors.ts";
 import { Engine } from "./engine.ts";
 import { EventHub, type SubscribeOptions } from "./events.ts";
 import { handleCall, SERVICE } from "./grpc.ts";
 import { reportProgress } from "./report.ts";
-import { type ListOptions, MemoryStore, type RunStore } from "./store.ts";
+import type { ListOptions, RunStore } from "./store.ts";
+import { SQLiteStore } from "./sqlite_store.ts";
 
 /** Options of {@linkcode serve}. */
 export interface ServeOptions {
@@ -26,9 +28,15 @@ export interface ServeOptions {
    *
    * @default {50051} */
   port?: number;
-  /** Where runs are kept.
+  /**
+   * Where runs are kept. The default is an embedded SQLite file, `.workflow/runs.db` under
+   * the working folder, which the server opens and closes; pass a {@linkcode SQLiteStore}
+   * for another path or durability, a `MongoStore` (from `@tradeline/workflow/mongo`) to
+   * share runs between servers, or a `MemoryStore` for no persistence. On start, the server
+   * continues every unfinished run of the workflows it serves that it finds in the store.
    *
-   * @default {new MemoryStore()} */
+   * @default {new SQLiteStore()}
+   */
   store?: RunStore;
   /** Serve one run, then shut down (as the original's solo mode did).
    *
@@ -126,6 +134,51 @@ export class WorkflowServer implements AsyncDisposable {
   }
 
   /**
+   * Pushes a one-way message (a topic the definition declares `from: "server"`) to the remote
+   * attached to a run, for example a configuration update: its running task receives it with
+   * `ctx.messages.receive(topic)`, without restarting.
+   *
+   * @example
+   * ```ts ignore
+   * server.send("crawl/eu", "config", { rate: 10 });
+   * ```
+   *
+   * @throws {WorkflowError} `Unavailable` when the run has no remote attached (the message is
+   * not queued), `InvalidPayload` when the topic is not one the server sends.
+   */
+  send(key: string, topic: string, value: unknown): void {
+    const run = this.#engine.runs.get(key);
+    if (!run?.attached) {
+      throw new WorkflowError(
+        ErrorCode.Unavailable,
+        `Cannot send message "${topic}" to run "${key}": no remote is attached to it now`,
+        { key },
+      );
+    }
+    run.send(topic, value);
+  }
+
+  /**
+   * Cancels a run: the task in flight sees its `ctx.signal` abort and its rollback hook runs,
+   * a remote task that ignores the signal is stopped after a grace period, and the run is
+   * recorded as cancelled.
+   *
+   * @example
+   * ```ts ignore
+   * if (!await server.cancel("dh-secret/alice", "requested by an operator")) {
+   *   console.log("no such run, or it had already ended");
+   * }
+   * ```
+   *
+   * @param key The run's workflow key.
+   * @param reason Why, for the record and the remote.
+   * @returns `false` when there is no such run, or it had already ended.
+   */
+  cancel(key: string, reason = "cancelled by the server"): Promise<boolean> {
+    return this.#engine.cancel(key, reason);
+  }
+
+  /**
    * Stops accepting remotes, lets in-flight tasks finish for up to `grace` milliseconds,
    * ends every call, and closes the store if the server opened it.
    */
@@ -181,7 +234,7 @@ export async function serve(options: ServeOptions): Promise<WorkflowServer> {
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new RangeError(`Cannot serve on port ${port}: expected an integer from 0 to 65535`);
   }
-  const store = options.store ?? new MemoryStore();
+  const store = options.store ?? new SQLiteStore();
   const events = new EventHub();
   const engine = new Engine({
     workflows: workflows as readonly TaskSet[],
@@ -218,5 +271,13 @@ export async function serve(options: ServeOptions): Promise<WorkflowServer> {
     ),
   });
   options.signal?.addEventListener("abort", () => server.shutdown(), { once: true });
+  try {
+    await engine.resumeUnfinished();
+  } catch (error) {
+    await server.shutdown({ grace: 0 });
+    throw new Error(`Cannot resume the unfinished runs in the store: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
   return server;
 }

@@ -33,7 +33,12 @@ async function rejects(promise: Promise<unknown>, code: string, ...fragments: st
 }
 
 Deno.test("connect() runs the secret workflow against serve() and both sides agree", async (t) => {
-  await using server = await serve({ workflows: secretServerTasks, port: 0, ...quiet });
+  await using server = await serve({
+    store: new MemoryStore(),
+    workflows: secretServerTasks,
+    port: 0,
+    ...quiet,
+  });
 
   await t.step("one run completes with matching fingerprints", async () => {
     const outputs = await connect({
@@ -93,6 +98,7 @@ Deno.test("connect() runs the secret workflow against serve() and both sides agr
 Deno.test("serve() prints a progress line per task and a table per run", async () => {
   const lines: string[] = [];
   const server = await serve({
+    store: new MemoryStore(),
     workflows: relayServer,
     port: 0,
     progress: (line) => lines.push(line),
@@ -134,7 +140,12 @@ Deno.test("connect() to an address with no server fails in bounded time, naming 
 });
 
 Deno.test("serve() refuses bad remotes and keeps serving the others", async (t) => {
-  await using server = await serve({ workflows: [relayServer, fragileServer], port: 0, ...quiet });
+  await using server = await serve({
+    store: new MemoryStore(),
+    workflows: [relayServer, fragileServer],
+    port: 0,
+    ...quiet,
+  });
   const address = server.address;
 
   await t.step("an unknown workflow is named in the error", async () => {
@@ -314,7 +325,12 @@ Deno.test("the server rejects out-of-order frames without corrupting the run", a
 });
 
 Deno.test("either side may end its half of the stream first", async (t) => {
-  await using server = await serve({ workflows: relayServer, port: 0, ...quiet });
+  await using server = await serve({
+    store: new MemoryStore(),
+    workflows: relayServer,
+    port: 0,
+    ...quiet,
+  });
 
   await t.step("the remote half-closes: the call ends with a status promptly", async () => {
     const call = rawCall(server.address);
@@ -363,7 +379,13 @@ Deno.test("either side may end its half of the stream first", async (t) => {
 });
 
 Deno.test("serve() in solo mode shuts down after one run", async () => {
-  const server = await serve({ workflows: relayServer, port: 0, solo: true, ...quiet });
+  const server = await serve({
+    store: new MemoryStore(),
+    workflows: relayServer,
+    port: 0,
+    solo: true,
+    ...quiet,
+  });
   await connect({ address: server.address, key: "solo/1", tasks: relayRemote, ...quiet });
   await server.finished;
   await rejects(
@@ -404,6 +426,7 @@ Deno.test("shutdown() lets an in-flight server task finish within the grace peri
     address: server.address,
     key: "slow/1",
     tasks: remoteTasks(slow, { a: () => {} }),
+    reconnect: false,
     ...quiet,
   });
   client.catch(() => {});

@@ -2,7 +2,7 @@
  * Behaviour that is about processes: two real processes, and a remote killed mid-stream.
  */
 import assert from "node:assert/strict";
-import { serve } from "../mod.ts";
+import { MemoryStore, serve } from "../mod.ts";
 import { spawnDeno } from "./_helpers/process.ts";
 import { burstServer, relayServer } from "./_helpers/workflows.ts";
 import { connect } from "../mod.ts";
@@ -41,6 +41,7 @@ Deno.test("the secret example runs as a server and a client process", async () =
 
 Deno.test("a remote killed while the server floods it does not hurt the server or other runs", async () => {
   await using server = await serve({
+    store: new MemoryStore(),
     workflows: [burstServer(20_000), relayServer],
     port: 0,
     progress: false,

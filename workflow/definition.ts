@@ -92,6 +92,37 @@ export interface TaskDeclaration {
   readonly description?: string;
 }
 
+/** A live message topic as declared in a definition. */
+export interface MessageDeclaration {
+  /** The topic, unique within the definition. */
+  readonly name: string;
+  /** The side that sends it. */
+  readonly from: Side;
+  /** Whether the receiver answers it (request/reply) or not (one-way). */
+  readonly request: boolean;
+}
+
+/** The compile-time description of one message topic. */
+export interface MessageTypes {
+  /** The side that sends it. */
+  from: Side;
+  /** What it carries. */
+  value: unknown;
+  /** What the answer carries; `never` for a one-way message. */
+  reply: unknown;
+}
+
+/** Options of {@linkcode Workflow.message}. */
+export interface MessageOptions<S extends Side, V, R> {
+  /** The side that sends the message. */
+  from: S;
+  /** What it carries, from {@linkcode returns}. */
+  value?: Returns<V>;
+  /** For a request: what the answer carries, from {@linkcode returns}. Without it the
+   * message is one-way. */
+  reply?: Returns<R>;
+}
+
 /** The compile-time description of one task: its side, its input and its output. */
 export interface TaskTypes {
   /** Where the task runs. */
@@ -107,13 +138,19 @@ type Empty = {};
 
 /** A workflow definition of any shape. */
 // deno-lint-ignore no-explicit-any
-export type AnyWorkflow = Workflow<any, any>;
+export type AnyWorkflow = Workflow<any, any, any>;
 
 /** The tasks of a workflow definition, by name. */
-export type TasksOf<W extends AnyWorkflow> = W extends Workflow<infer _O, infer T> ? T : never;
+export type TasksOf<W extends AnyWorkflow> = W extends Workflow<infer _O, infer T, infer _M> ? T
+  : never;
 
 /** The outputs of every task of a workflow definition, by task name. */
-export type OutputsOf<W extends AnyWorkflow> = W extends Workflow<infer O, infer _T> ? O : never;
+export type OutputsOf<W extends AnyWorkflow> = W extends Workflow<infer O, infer _T, infer _M> ? O
+  : never;
+
+/** The message topics of a workflow definition, by name. */
+export type MessagesOf<W extends AnyWorkflow> = W extends Workflow<infer _O, infer _T, infer M> ? M
+  : never;
 
 type FreshName<K extends string, Tasks> = K extends keyof Tasks ? never : K;
 
@@ -137,22 +174,80 @@ export interface WorkflowOptions {
  * The type parameters track what each task may read: `Outputs` holds the output of every
  * task declared so far, keyed by task name.
  */
-export class Workflow<Outputs extends object = Empty, Tasks extends object = Empty> {
+export class Workflow<
+  Outputs extends object = Empty,
+  Tasks extends object = Empty,
+  Messages extends object = Empty,
+> {
   /** The definition's name. */
   readonly name: string;
   /** The definition's version. */
   readonly version: number;
   /** The tasks, in order. */
   readonly tasks: readonly TaskDeclaration[];
+  /** The live message topics. */
+  readonly messages: readonly MessageDeclaration[];
   /** Carries the type parameters for the compiler; never set. */
-  declare readonly types?: { outputs: Outputs; tasks: Tasks };
+  declare readonly types?: { outputs: Outputs; tasks: Tasks; messages: Messages };
   #fingerprint?: string;
 
   /** Use {@linkcode defineWorkflow} instead. */
-  constructor(name: string, version: number, tasks: readonly TaskDeclaration[]) {
+  constructor(
+    name: string,
+    version: number,
+    tasks: readonly TaskDeclaration[],
+    messages: readonly MessageDeclaration[] = [],
+  ) {
     this.name = name;
     this.version = version;
     this.tasks = tasks;
+    this.messages = messages;
+  }
+
+  /**
+   * Declares a live message topic: one side sends it during a task, the other receives it
+   * (one-way) or answers it (request/reply, when `reply` is given). Both ends are
+   * type-checked against this declaration.
+   *
+   * @example A configuration push and a question
+   * ```ts
+   * import { defineWorkflow, returns } from "@tradeline/workflow";
+   *
+   * const crawl = defineWorkflow("crawl", { version: 1 })
+   *   .message("config", { from: "server", value: returns<{ rate: number }>() })
+   *   .message("approve", {
+   *     from: "remote",
+   *     value: returns<{ url: string }>(),
+   *     reply: returns<boolean>(),
+   *   })
+   *   .remote("fetch");
+   * ```
+   *
+   * @param name The topic, unique within the definition.
+   * @param options Who sends it, what it carries, and what its answer carries.
+   * @returns A new definition with the topic declared.
+   */
+  message<const K extends string, const S extends Side, V = void, R = never>(
+    name: FreshName<K, Messages>,
+    options: MessageOptions<S, V, R>,
+  ): Workflow<Outputs, Tasks, Messages & { [P in K]: { from: S; value: V; reply: R } }> {
+    if (typeof name !== "string" || !NAME_PATTERN.test(name)) {
+      throw new TypeError(
+        `Cannot declare message ${
+          JSON.stringify(name)
+        } in workflow "${this.name}": a topic is 1 to 128 letters, digits, ".", "_", ":" or "-", starting with a letter or digit`,
+      );
+    }
+    if (this.messages.some((m) => m.name === name)) {
+      throw new TypeError(`Cannot declare message "${name}" twice in workflow "${this.name}"`);
+    }
+    if (options?.from !== "server" && options?.from !== "remote") {
+      throw new TypeError(
+        `Cannot declare message "${name}" in workflow "${this.name}": "from" must be "server" or "remote"`,
+      );
+    }
+    const declaration = Object.freeze({ name, from: options.from, request: "reply" in options });
+    return new Workflow(this.name, this.version, this.tasks, [...this.messages, declaration]);
   }
 
   /**
@@ -167,12 +262,13 @@ export class Workflow<Outputs extends object = Empty, Tasks extends object = Emp
     options: TaskOptions<O> = {},
   ): Workflow<
     Outputs & { readonly [P in K]: O },
-    Tasks & { [P in K]: { side: "server"; input: Readonly<Outputs>; output: O } }
+    Tasks & { [P in K]: { side: "server"; input: Readonly<Outputs>; output: O } },
+    Messages
   > {
     return new Workflow(this.name, this.version, [
       ...this.tasks,
       this.#declare(name, "server", options),
-    ]);
+    ], this.messages);
   }
 
   /**
@@ -187,12 +283,13 @@ export class Workflow<Outputs extends object = Empty, Tasks extends object = Emp
     options: TaskOptions<O> = {},
   ): Workflow<
     Outputs & { readonly [P in K]: O },
-    Tasks & { [P in K]: { side: "remote"; input: Readonly<Outputs>; output: O } }
+    Tasks & { [P in K]: { side: "remote"; input: Readonly<Outputs>; output: O } },
+    Messages
   > {
     return new Workflow(this.name, this.version, [
       ...this.tasks,
       this.#declare(name, "remote", options),
-    ]);
+    ], this.messages);
   }
 
   /** The task of that name, or `undefined`. */

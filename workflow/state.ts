@@ -107,6 +107,7 @@ export type WorkflowEvent =
       error: ErrorRecord;
     }
     | { type: "task.progress"; task: string; attempt: number; fraction: number; note: string }
+    | { type: "message"; topic: string; from: Side; task: string; attempt: number }
   );
 
 /** A short view of a run for listings. */

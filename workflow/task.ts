@@ -3,7 +3,14 @@
  *
  * @module
  */
-import type { AnyWorkflow, Side, TasksOf, TaskTypes } from "./definition.ts";
+import type {
+  AnyWorkflow,
+  MessagesOf,
+  MessageTypes,
+  Side,
+  TasksOf,
+  TaskTypes,
+} from "./definition.ts";
 import { ErrorCode, WorkflowError } from "./errors.ts";
 import type { Value } from "./payload.ts";
 
@@ -15,8 +22,57 @@ export interface LocalData {
   set(name: string, value: Value): Promise<void>;
 }
 
+/** Topics of `M` that side `S` sends one-way. */
+export type OneWayFrom<M, S extends Side> =
+  & {
+    [K in keyof M]: M[K] extends { from: S; reply: infer R } ? [R] extends [never] ? K : never
+      : never;
+  }[keyof M]
+  & string;
+
+/** Topics of `M` that side `S` sends as requests. */
+export type RequestsFrom<M, S extends Side> =
+  & {
+    [K in keyof M]: M[K] extends { from: S; reply: infer R } ? [R] extends [never] ? never : K
+      : never;
+  }[keyof M]
+  & string;
+
+type Other<S extends Side> = S extends "server" ? "remote" : "server";
+
+/** A message's value type. */
+type ValueOf<M, K> = K extends keyof M ? M[K] extends MessageTypes ? M[K]["value"] : never
+  : never;
+/** A request's reply type. */
+type ReplyOf<M, K> = K extends keyof M ? M[K] extends MessageTypes ? M[K]["reply"] : never
+  : never;
+
+/** Live messages, as a task on side `S` sees them (see {@linkcode Workflow.message}). */
+export interface TaskMessages<M = Record<string, MessageTypes>, S extends Side = Side> {
+  /**
+   * Sends a one-way message to the other side. Delivered in order, at most once.
+   *
+   * @throws {WorkflowError} `Unavailable` when the other side is not connected (the message
+   * is not queued).
+   */
+  send<K extends OneWayFrom<M, S>>(topic: K, value: ValueOf<M, K>): void;
+  /**
+   * Sends a request to the other side and resolves with its handler's answer.
+   *
+   * @throws {WorkflowError} `Unavailable` when the other side is not connected or leaves
+   * before answering, `TaskTimeout` after `timeout` ms (default 30 s).
+   */
+  request<K extends RequestsFrom<M, S>>(
+    topic: K,
+    value: ValueOf<M, K>,
+    options?: { timeout?: number },
+  ): Promise<ReplyOf<M, K>>;
+  /** Resolves with the next one-way message of `topic` from the other side. */
+  receive<K extends OneWayFrom<M, Other<S>>>(topic: K): Promise<ValueOf<M, K>>;
+}
+
 /** What a task sees of its run while it runs. */
-export interface TaskContext {
+export interface TaskContext<M = Record<string, MessageTypes>, S extends Side = Side> {
   /** The run's workflow key. */
   readonly key: string;
   /** The task's name. */
@@ -33,6 +89,14 @@ export interface TaskContext {
    * Reports progress: `fraction` from 0 to 1 and an optional note. Both sides show it.
    */
   progress(fraction: number, note?: string): void;
+  /**
+   * Tells the server the task is alive. A remote task declared with `heartbeat: ms` must call
+   * this (or {@linkcode TaskContext.progress}) at least every `ms` milliseconds, or its
+   * attempt is failed and retried. On the server it does nothing.
+   */
+  heartbeat(): void;
+  /** Live messages with the other side, as declared in the definition. */
+  readonly messages: TaskMessages<M, S>;
 }
 
 /** What `validate` returns when the task's work is already done. */
@@ -42,9 +106,9 @@ export interface Validated<O> {
 }
 
 /** The three hooks of a task. Only `run` is required. */
-export interface TaskHooks<I, O> {
+export interface TaskHooks<I, O, C = TaskContext> {
   /** Does the work and returns the task's output. */
-  run(input: I, context: TaskContext): O | Promise<O>;
+  run(input: I, context: C): O | Promise<O>;
   /**
    * Checks whether the work is already done (for example after a crash between doing it
    * and recording it). Returns the output when it is, so `run` is skipped; returns
@@ -52,23 +116,44 @@ export interface TaskHooks<I, O> {
    */
   validate?(
     input: I,
-    context: TaskContext,
+    context: C,
   ): Validated<O> | undefined | Promise<Validated<O> | undefined>;
   /** Undoes what a failed `run` left behind. */
-  rollback?(input: I, context: TaskContext, error: unknown): void | Promise<void>;
+  rollback?(input: I, context: C, error: unknown): void | Promise<void>;
 }
 
 /** A task implementation: a `run` function, or an object with all three hooks. */
-export type TaskImplementation<I, O> =
-  | ((input: I, context: TaskContext) => O | Promise<O>)
-  | TaskHooks<I, O>;
+export type TaskImplementation<I, O, C = TaskContext> =
+  | ((input: I, context: C) => O | Promise<O>)
+  | TaskHooks<I, O, C>;
 
 /** The implementations of every task that runs on `S`, by name. */
 export type SideImplementations<W extends AnyWorkflow, S extends Side> = {
   [K in keyof TasksOf<W> as TasksOf<W>[K] extends { side: S } ? K : never]: TasksOf<W>[K] extends
-    TaskTypes ? TaskImplementation<TasksOf<W>[K]["input"], TasksOf<W>[K]["output"]>
+    TaskTypes ? TaskImplementation<
+      TasksOf<W>[K]["input"],
+      TasksOf<W>[K]["output"],
+      TaskContext<MessagesOf<W>, S>
+    >
     : never;
 };
+
+/** Handlers of the messages that arrive at side `S`: requests get the handler's answer. */
+export type MessageHandlers<W extends AnyWorkflow, S extends Side> = {
+  [K in keyof MessagesOf<W> as MessagesOf<W>[K] extends { from: Other<S> } ? K : never]?:
+    MessagesOf<W>[K] extends MessageTypes ? (
+        value: MessagesOf<W>[K]["value"],
+        info: { key: string; topic: string },
+      ) => [MessagesOf<W>[K]["reply"]] extends [never] ? void | Promise<void>
+        : MessagesOf<W>[K]["reply"] | Promise<MessagesOf<W>[K]["reply"]>
+      : never;
+};
+
+/** Options of {@linkcode serverTasks} and {@linkcode remoteTasks}. */
+export interface TaskSetOptions<W extends AnyWorkflow, S extends Side> {
+  /** Handlers of the live messages that arrive at this side, by topic. */
+  on?: MessageHandlers<W, S>;
+}
 
 /** The hooks of one task, untyped, as the engine calls them. */
 export interface AnyTaskHooks {
@@ -90,9 +175,18 @@ export class TaskSet<W extends AnyWorkflow = AnyWorkflow, S extends Side = Side>
   /** The side these implementations run on. */
   readonly side: S;
   readonly #hooks: ReadonlyMap<string, AnyTaskHooks>;
+  /** Handlers of the live messages that arrive at this side, by topic. */
+  readonly handlers: Readonly<
+    Record<string, (value: Value, info: { key: string; topic: string }) => unknown>
+  >;
 
   /** Use {@linkcode serverTasks} or {@linkcode remoteTasks} instead. */
-  constructor(workflow: W, side: S, implementations: Record<string, unknown>) {
+  constructor(
+    workflow: W,
+    side: S,
+    implementations: Record<string, unknown>,
+    options: { on?: Record<string, unknown> } = {},
+  ) {
     if (!(workflow instanceof Object) || !Array.isArray(workflow.tasks)) {
       throw new TypeError(
         "Cannot implement tasks: the first argument is not a workflow definition",
@@ -127,9 +221,29 @@ export class TaskSet<W extends AnyWorkflow = AnyWorkflow, S extends Side = Side>
         `Cannot use the ${side} tasks of workflow "${workflow.name}": ${problems.join("; ")}`,
       );
     }
+    const handlers: Record<
+      string,
+      (value: Value, info: { key: string; topic: string }) => unknown
+    > = {};
+    for (const [topic, handler] of Object.entries(options.on ?? {})) {
+      const declaration = workflow.messages?.find((m: { name: string }) => m.name === topic);
+      if (!declaration) problems.push(`handler "${topic}" is not a message of the definition`);
+      else if (declaration.from === side) {
+        problems.push(`handler "${topic}": that message is sent by the ${side}, not received`);
+      } else if (typeof handler !== "function") {
+        problems.push(`handler "${topic}" is not a function`);
+      } else handlers[topic] = handler as (typeof handlers)[string];
+    }
+    if (problems.length > 0) {
+      throw new WorkflowError(
+        ErrorCode.InvalidImplementation,
+        `Cannot use the ${side} tasks of workflow "${workflow.name}": ${problems.join("; ")}`,
+      );
+    }
     this.workflow = workflow;
     this.side = side;
     this.#hooks = hooks;
+    this.handlers = handlers;
   }
 
   /** The hooks of the task of that name. */
@@ -165,13 +279,20 @@ export class TaskSet<W extends AnyWorkflow = AnyWorkflow, S extends Side = Side>
  *
  * @param workflow The definition.
  * @param implementations One implementation per server task.
+ * @param options Handlers of the live messages the server receives.
  * @returns The implementations, checked against the definition.
  */
 export function serverTasks<W extends AnyWorkflow>(
   workflow: W,
   implementations: SideImplementations<W, "server">,
+  options: TaskSetOptions<W, "server"> = {},
 ): TaskSet<W, "server"> {
-  return new TaskSet(workflow, "server", implementations as Record<string, unknown>);
+  return new TaskSet(
+    workflow,
+    "server",
+    implementations as Record<string, unknown>,
+    options as { on?: Record<string, unknown> },
+  );
 }
 
 /**
@@ -193,11 +314,18 @@ export function serverTasks<W extends AnyWorkflow>(
  *
  * @param workflow The definition.
  * @param implementations One implementation per remote task.
+ * @param options Handlers of the live messages the remote receives.
  * @returns The implementations, checked against the definition.
  */
 export function remoteTasks<W extends AnyWorkflow>(
   workflow: W,
   implementations: SideImplementations<W, "remote">,
+  options: TaskSetOptions<W, "remote"> = {},
 ): TaskSet<W, "remote"> {
-  return new TaskSet(workflow, "remote", implementations as Record<string, unknown>);
+  return new TaskSet(
+    workflow,
+    "remote",
+    implementations as Record<string, unknown>,
+    options as { on?: Record<string, unknown> },
+  );
 }

@@ -2,11 +2,15 @@
  * The remote of the secret workflow.
  *
  *     deno run -A examples/secret/client.ts [--host 127.0.0.1] [--port 50051] [--key dh-secret/alice]
+ *       [--local .workflow/remote.db]
+ *
+ * The remote keeps its secret exponent in its own SQLite file (`--local`), never on the
+ * server: a client killed mid-run and started again with the same key continues the run.
  *
  * @module
  */
 import { parseArgs } from "node:util";
-import { connect, WorkflowError } from "../../mod.ts";
+import { connect, SQLiteLocalStore, WorkflowError } from "../../mod.ts";
 import { secretRemoteTasks } from "./remote_tasks.ts";
 
 const { values } = parseArgs({
@@ -15,11 +19,14 @@ const { values } = parseArgs({
     host: { type: "string", default: "127.0.0.1" },
     port: { type: "string", default: "50051" },
     key: { type: "string", default: "dh-secret/alice" },
+    local: { type: "string", default: ".workflow/remote.db" },
     help: { type: "boolean", short: "h", default: false },
   },
 });
 if (values.help) {
-  console.log("usage: client.ts [--host 127.0.0.1] [--port 50051] [--key dh-secret/alice]");
+  console.log(
+    "usage: client.ts [--host 127.0.0.1] [--port 50051] [--key dh-secret/alice] [--local .workflow/remote.db]",
+  );
   Deno.exit(0);
 }
 
@@ -28,6 +35,7 @@ try {
     address: `${values.host}:${values.port}`,
     key: values.key,
     tasks: secretRemoteTasks,
+    local: new SQLiteLocalStore({ path: values.local }),
   });
   const { agreed, fingerprint } = outputs["remote-verify"];
   console.log(

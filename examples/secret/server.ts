@@ -2,12 +2,16 @@
  * The server of the secret workflow.
  *
  *     deno run -A examples/secret/server.ts [--host 127.0.0.1] [--port 50051] [--solo]
+ *       [--store .workflow/runs.db | --memory] [--step-delay ms]
+ *
+ * Runs are kept in an SQLite file (`--store`), so a server killed mid-run continues its
+ * runs when it starts again on the same file.
  *
  * @module
  */
 import { parseArgs } from "node:util";
-import { serve } from "../../mod.ts";
-import { secretServerTasks } from "./server_tasks.ts";
+import { MemoryStore, serve, SQLiteStore } from "../../mod.ts";
+import { pacing, secretServerTasks } from "./server_tasks.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -15,11 +19,16 @@ const { values } = parseArgs({
     host: { type: "string", default: "127.0.0.1" },
     port: { type: "string", default: "50051" },
     solo: { type: "boolean", default: false },
+    store: { type: "string", default: ".workflow/runs.db" },
+    memory: { type: "boolean", default: false },
+    "step-delay": { type: "string", default: "0" },
     help: { type: "boolean", short: "h", default: false },
   },
 });
 if (values.help) {
-  console.log("usage: server.ts [--host 127.0.0.1] [--port 50051] [--solo]");
+  console.log(
+    "usage: server.ts [--host 127.0.0.1] [--port 50051] [--solo] [--store .workflow/runs.db | --memory] [--step-delay ms]",
+  );
   Deno.exit(0);
 }
 const port = Number(values.port);
@@ -28,11 +37,18 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
   Deno.exit(2);
 }
 
+pacing.stepDelay = Number(values["step-delay"]);
+if (!Number.isFinite(pacing.stepDelay) || pacing.stepDelay < 0) {
+  console.error(`server: --step-delay must be a number of ms, got "${values["step-delay"]}"`);
+  Deno.exit(2);
+}
+
 const server = await serve({
   workflows: secretServerTasks,
   host: values.host,
   port,
   solo: values.solo,
+  store: values.memory ? new MemoryStore() : new SQLiteStore({ path: values.store }),
 });
 console.log(
   `server: listening on ${server.address}${values.solo ? " (solo: exits after one run)" : ""}`,

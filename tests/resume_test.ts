@@ -1,0 +1,162 @@
+/**
+ * Resume rules that need no process to die: a persisted run of another definition version
+ * is never touched, and a remote whose call breaks reconnects by itself.
+ */
+import assert from "node:assert/strict";
+import {
+  connect,
+  defineWorkflow,
+  ErrorCode,
+  MemoryLocalStore,
+  MemoryStore,
+  remoteTasks,
+  returns,
+  type RunRecord,
+  serve,
+  serverTasks,
+  WorkflowError,
+} from "../mod.ts";
+import { relay, relayRemote, relayServer } from "./_helpers/workflows.ts";
+
+const quiet = { progress: false } as const;
+
+Deno.test("a persisted run of another definition version is refused and left untouched", async () => {
+  const store = new MemoryStore();
+  const record: RunRecord = {
+    schema: 1,
+    key: "relay/old",
+    definition: { name: "relay", version: 1, fingerprint: relay.fingerprint },
+    status: "running",
+    tasks: relay.tasks.map((task) => ({
+      name: task.name,
+      side: task.side,
+      status: task.index === 0 ? "completed" : "pending",
+      attempts: task.index === 0 ? 1 : 0,
+    })),
+    outputs: {},
+    local: {},
+    createdAt: 1,
+    updatedAt: 1,
+    version: 3,
+  };
+  // Saved as version 3 (versions 1 and 2 first, as compare-and-set requires).
+  await store.save({ ...record, version: 1 });
+  await store.save({ ...record, version: 2 });
+  await store.save(record);
+
+  const relay2 = defineWorkflow("relay", { version: 2 })
+    .remote("r1", { returns: returns<{ n: number }>() })
+    .server("s2", { returns: returns<{ n: number }>() })
+    .remote("r3", { returns: returns<{ n: number }>() })
+    .server("s4", { returns: returns<{ n: number }>() })
+    .remote("r5", { returns: returns<{ n: number; text: string }>() });
+  const server2 = serverTasks(relay2, {
+    s2: (input) => ({ n: input.r1.n + 1 }),
+    s4: (input) => ({ n: input.r3.n + 1 }),
+  });
+  const remote2 = remoteTasks(relay2, {
+    r1: () => ({ n: 1 }),
+    r3: (input) => ({ n: input.s2.n + 1 }),
+    r5: (input) => ({ n: input.s4.n + 1, text: "v2" }),
+  });
+  await using server = await serve({ workflows: server2, port: 0, store, ...quiet });
+  await assert.rejects(
+    connect({
+      address: server.address,
+      key: "relay/old",
+      tasks: remote2,
+      local: new MemoryLocalStore(),
+      ...quiet,
+    }),
+    (error: unknown) => {
+      assert.ok(error instanceof WorkflowError);
+      assert.equal(error.code, ErrorCode.DefinitionMismatch);
+      assert.match(error.message, /version 1/);
+      assert.match(error.message, /version 2/);
+      return true;
+    },
+  );
+  const after = await store.load("relay/old");
+  assert.equal(after?.version, 3, "the old run was not written");
+  assert.equal(after?.status, "running");
+});
+
+Deno.test("a remote reconnects by itself when the server restarts, and the run completes", async () => {
+  const store = new MemoryStore();
+  let gate!: () => void;
+  const opened = new Promise<void>((resolve) => gate = resolve);
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => release = resolve);
+  // s2 holds the first time, until the first server has gone.
+  let calls = 0;
+  const holding = serverTasks(relay, {
+    s2: async (input, ctx) => {
+      if (++calls === 1) {
+        gate();
+        await Promise.race([
+          held,
+          new Promise((_, reject) =>
+            ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason))
+          ),
+        ]);
+      }
+      return { n: input.r1.n + 1 };
+    },
+    s4: (input) => ({ n: input.r3.n + 1 }),
+  });
+  const first = await serve({ workflows: holding, port: 0, store, ...quiet, shutdownGrace: 0 });
+  const port = first.port;
+  const lines: string[] = [];
+  const outputs = connect({
+    address: first.address,
+    key: "relay/restart",
+    tasks: relayRemote,
+    local: new MemoryLocalStore(),
+    reconnect: { initialDelay: 20, maxDelay: 200, giveUpAfter: 20_000 },
+    progress: (line) => lines.push(line),
+  });
+  await opened;
+  await first.shutdown({ grace: 0 });
+  release();
+  await using second = await serve({ workflows: relayServer, port, store, ...quiet });
+  const result = await outputs;
+  assert.equal(result.r5.n, 5);
+  assert.ok(lines.some((line) => line.includes("reconnecting")), lines.join("\n"));
+  const record = await second.run("relay/restart");
+  assert.equal(record?.status, "completed");
+  assert.equal(record?.tasks[1].attempts, 2, "s2 was interrupted and ran again as attempt 2");
+});
+
+Deno.test("reconnect: false gives up at the first break", async () => {
+  const store = new MemoryStore();
+  let gate!: () => void;
+  const opened = new Promise<void>((resolve) => gate = resolve);
+  const holding = serverTasks(relay, {
+    s2: (_input, ctx) =>
+      new Promise((_, reject) => {
+        gate();
+        ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason));
+      }),
+    s4: (input) => ({ n: input.r3.n + 1 }),
+  });
+  const server = await serve({ workflows: holding, port: 0, store, ...quiet, shutdownGrace: 0 });
+  const outputs = connect({
+    address: server.address,
+    key: "relay/no-reconnect",
+    tasks: relayRemote,
+    local: new MemoryLocalStore(),
+    reconnect: false,
+    ...quiet,
+  });
+  outputs.catch(() => {}); // checked below
+  await opened;
+  await server.shutdown({ grace: 0 });
+  await assert.rejects(outputs, (error: unknown) => {
+    assert.ok(error instanceof WorkflowError);
+    assert.ok(
+      error.code === ErrorCode.ShuttingDown || error.code === ErrorCode.Unavailable,
+      error.code,
+    );
+    return true;
+  });
+});
