@@ -99,7 +99,17 @@ export class MemoryLocalStore implements LocalStore, AsyncDisposable {
   }
 }
 
-/** Options of {@linkcode SQLiteLocalStore}. */
+/**
+ * Options of {@linkcode SQLiteLocalStore}.
+ *
+ * @example
+ * ```ts
+ * import { SQLiteLocalStore, type SQLiteLocalStoreOptions } from "@tradeline/workflow/client";
+ *
+ * const options: SQLiteLocalStoreOptions = { path: ":memory:", durability: "normal" };
+ * await using local = new SQLiteLocalStore(options);
+ * ```
+ */
 export interface SQLiteLocalStoreOptions {
   /**
    * The database file: a path (relative to the working folder), a `file:` URL, or

@@ -67,7 +67,21 @@ export interface RunDocument {
   record: Binary;
 }
 
-/** Options of {@linkcode MongoStore.connect}. */
+/**
+ * Options of {@linkcode MongoStore.connect}.
+ *
+ * @example
+ * ```ts ignore
+ * import { MongoStore, type MongoStoreOptions } from "@tradeline/workflow/mongo";
+ *
+ * const options: MongoStoreOptions = {
+ *   database: "ops",
+ *   collection: "workflow_runs",
+ *   client: { appName: "billing-server" },
+ * };
+ * const store = await MongoStore.connect(Deno.env.get("MONGODB_URL")!, options);
+ * ```
+ */
 export interface MongoStoreOptions {
   /**
    * The database.

@@ -59,7 +59,19 @@ async function print(
       );
       return;
     }
-    case "task.progress":
+    case "task.progress": {
+      const record = await load(event.key);
+      const index = record?.tasks.findIndex((task) => task.name === event.task) ?? -1;
+      if (!record || index < 0) return;
+      printer.progress(
+        event.key,
+        { index, name: event.task, side: record.tasks[index].side },
+        record.tasks.length,
+        event.fraction,
+        event.note,
+      );
+      return;
+    }
     case "message":
       return;
   }

@@ -11,7 +11,17 @@ import { type RunRecord, type RunStatus, type RunSummary, summarize } from "../w
 
 export type { Durability } from "../workflow/_sqlite.ts";
 
-/** Options of {@linkcode SQLiteStore}. */
+/**
+ * Options of {@linkcode SQLiteStore}.
+ *
+ * @example A fast store that survives a crash of the process, not a power cut
+ * ```ts
+ * import { SQLiteStore, type SQLiteStoreOptions } from "@tradeline/workflow/server";
+ *
+ * const options: SQLiteStoreOptions = { path: ":memory:", durability: "normal" };
+ * await using store = new SQLiteStore(options);
+ * ```
+ */
 export interface SQLiteStoreOptions {
   /**
    * The database file: a path (relative to the working folder), a `file:` URL, or

@@ -57,6 +57,7 @@ export function conflict(key: string, expected: number, found: number | undefine
 export function filterRuns(runs: Iterable<RunSummary>, options: ListOptions): RunSummary[] {
   const limit = options.limit ?? 100;
   const result: RunSummary[] = [];
+  if (limit <= 0) return result;
   for (const run of runs) {
     if (options.status && run.status !== options.status) continue;
     if (options.definition && run.definition !== options.definition) continue;

@@ -13,9 +13,10 @@ const root = new URL("../", import.meta.url).pathname;
 const TASKS = ["remote-public", "server-public", "remote-secret", "server-secret", "remote-verify"];
 
 Deno.test("the secret example runs as a server and a client process", async () => {
-  await using server = spawnDeno(["-A", "examples/secret/server.ts", "--port", "0", "--solo"], {
-    cwd: root,
-  });
+  await using server = spawnDeno(
+    ["-A", "examples/secret/server.ts", "--port", "0", "--solo", "--memory"],
+    { cwd: root },
+  );
   const [, port] = await server.waitFor(/listening on \S+:(\d+)/);
   await using client = spawnDeno([
     "-A",
@@ -23,7 +24,9 @@ Deno.test("the secret example runs as a server and a client process", async () =
     "--port",
     port,
     "--key",
-    "dh/two-processes",
+    `dh/two-processes-${Date.now()}`,
+    "--local",
+    ":memory:",
   ], {
     cwd: root,
   });

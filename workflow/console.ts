@@ -53,18 +53,66 @@ export function useColour(): boolean {
   }
 }
 
+/** Fewest milliseconds between two plain progress lines of one task. */
+const PLAIN_PROGRESS_INTERVAL = 1000;
+const BAR_WIDTH = 24;
+
 /** Prints task progress lines and run tables. */
 export class ConsolePrinter {
   readonly #write: LineWriter;
   readonly #colour: boolean;
+  /** Redraw a progress bar in place: only when printing to a terminal. */
+  readonly #live: boolean;
+  #barShown = false;
+  readonly #lastPlain = new Map<string, number>();
 
   /**
    * @param write Where lines go; standard output by default.
    * @param colour Whether to colour; decided from the terminal and `NO_COLOR` by default.
    */
-  constructor(write: LineWriter = (line) => console.log(line), colour: boolean = useColour()) {
-    this.#write = write;
+  constructor(write?: LineWriter, colour: boolean = useColour()) {
+    this.#write = write ?? ((line) => console.log(line));
     this.#colour = colour;
+    this.#live = write === undefined && colour;
+  }
+
+  #emit(line: string): void {
+    if (this.#barShown) {
+      this.#barShown = false;
+      Deno.stdout.writeSync(new TextEncoder().encode("\r\x1b[2K"));
+    }
+    this.#write(line);
+  }
+
+  /**
+   * Shows a task's progress: a bar redrawn in place on a terminal, otherwise a plain line at
+   * most once a second per task (and always at 100%).
+   */
+  progress(
+    key: string,
+    task: { index: number; name: string; side: Side },
+    total: number,
+    fraction: number,
+    note: string,
+  ): void {
+    const percent = `${Math.round(fraction * 100)}%`.padStart(4);
+    if (this.#live) {
+      const filled = Math.round(fraction * BAR_WIDTH);
+      const bar = `${"█".repeat(filled)}${"░".repeat(BAR_WIDTH - filled)}`;
+      const columns = terminalColumns();
+      let text = `${clock()}  ${key}  [${
+        task.index + 1
+      }/${total}]  ${task.name}  ${bar} ${percent}  ${note}`;
+      if (text.length > columns - 1) text = text.slice(0, columns - 2) + "…";
+      Deno.stdout.writeSync(new TextEncoder().encode(`\r\x1b[2K${this.#paint("cyan", text)}`));
+      this.#barShown = true;
+      return;
+    }
+    const id = `${key}\u0000${task.name}`;
+    const now = Date.now();
+    if (fraction < 1 && now - (this.#lastPlain.get(id) ?? 0) < PLAIN_PROGRESS_INTERVAL) return;
+    this.#lastPlain.set(id, now);
+    this.task(key, task, total, "running", { note: `${percent.trim()} ${note}`.trimEnd() });
   }
 
   #paint(colour: Colour, text: string): string {
@@ -96,12 +144,13 @@ export class ConsolePrinter {
     if (detail.error) {
       parts.push(this.#paint("red", `${detail.error.code}: ${detail.error.message}`));
     }
-    this.#write(parts.join("  "));
+    if (status !== "running") this.#lastPlain.delete(`${key}\u0000${task.name}`);
+    this.#emit(parts.join("  "));
   }
 
   /** Prints a free line about a run. */
   line(key: string, text: string, colour: Colour = "bold"): void {
-    this.#write(
+    this.#emit(
       `${this.#paint("dim", clock())}  ${this.#paint("bold", key)}  ${this.#paint(colour, text)}`,
     );
   }
@@ -121,7 +170,7 @@ export class ConsolePrinter {
     const format = (row: string[]) =>
       row.map((cell, c) => cell.padEnd(widths[c])).join("  ").trimEnd();
     const style = STATUS_STYLE[status];
-    this.#write(
+    this.#emit(
       `${this.#paint("bold", `run ${key}`)}  ${
         this.#paint(style.colour, `${style.mark} ${status}`)
       }`,
@@ -134,6 +183,14 @@ export class ConsolePrinter {
         this.#write(`     ${this.#paint("red", `${row.error.code}: ${row.error.message}`)}`);
       }
     });
+  }
+}
+
+function terminalColumns(): number {
+  try {
+    return Deno.consoleSize().columns;
+  } catch {
+    return 100;
   }
 }
 

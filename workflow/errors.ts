@@ -112,6 +112,12 @@ export function toErrorCode(code: string): ErrorCode {
 
 /** The code and message of any thrown value, for sending or recording. */
 export function describeError(error: unknown): { code: ErrorCode; message: string } {
+  const { code, message } = describe(error);
+  // Well-formed and bounded, so that the record that keeps it can always be stored and sent.
+  return { code, message: String(message).toWellFormed().slice(0, 4000) };
+}
+
+function describe(error: unknown): { code: ErrorCode; message: string } {
   if (error instanceof WorkflowError) return { code: error.code, message: error.message };
   if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
     return { code: ErrorCode.PermissionDenied, message: error.message };
