@@ -26,6 +26,9 @@ const EXPECTED: Record<string, { code: string; text: RegExp }> = {
     text: /Argument of type '"same"' is not assignable to parameter of type 'never'/,
   },
   f: { code: "TS2322", text: /Type 'string' is not assignable to type 'number'/ },
+  g: { code: "TS2345", text: /Argument of type '"config"' is not assignable/ },
+  h: { code: "TS2322", text: /Type 'number' is not assignable to type 'string'/ },
+  i: { code: "TS2353", text: /'config' does not exist/ },
 };
 
 async function check(file: string): Promise<{ success: boolean; output: string }> {
