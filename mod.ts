@@ -48,7 +48,13 @@ export {
 } from "./workflow/task.ts";
 export { ErrorCode, type ErrorContext, WorkflowError } from "./workflow/errors.ts";
 export type { Value } from "./workflow/payload.ts";
-export type { PermissionGrant, Permissions } from "./workflow/permissions.ts";
+export type {
+  PermissionGrant,
+  PermissionKind,
+  Permissions,
+  ResolvedGrant,
+  ResolvedPermissions,
+} from "./workflow/permissions.ts";
 export type {
   ErrorRecord,
   RunRecord,
@@ -61,7 +67,30 @@ export type {
 export { serve, type ServeOptions, WorkflowServer } from "./server/serve.ts";
 export { type ListOptions, MemoryStore, type RunStore } from "./server/store.ts";
 export { SQLiteStore, type SQLiteStoreOptions } from "./server/sqlite_store.ts";
+export {
+  type Authenticator,
+  bearerTokens,
+  type CallInfo,
+  type ClientCertificate,
+  clientCertificates,
+  type ClientCertificatesOptions,
+  scopedKey,
+} from "./server/auth.ts";
+export type { ServerTlsOptions } from "./server/credentials.ts";
+export { DEFAULT_LIMITS, type ServerLimits } from "./server/limits.ts";
+export type { Pem } from "./workflow/tls.ts";
+export type { ClientTlsOptions, TransportOptions } from "./client/credentials.ts";
 export { connect, type ConnectOptions, type ReconnectOptions } from "./client/connect.ts";
+export {
+  formatReview,
+  type Isolation,
+  type ModuleGraph,
+  type PermissionReview,
+  type ReviewOptions,
+  reviewPermissions,
+  type SandboxOptions,
+  type TaskReview,
+} from "./client/review.ts";
 export {
   type LocalStore,
   MemoryLocalStore,

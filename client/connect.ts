@@ -13,7 +13,11 @@ import type { Value } from "../workflow/payload.ts";
 import type { TaskStatus } from "../workflow/state.ts";
 import type { LocalData, TaskContext, TaskSet } from "../workflow/task.ts";
 import { runAttempt } from "../workflow/attempt.ts";
+import type { Permissions } from "../workflow/permissions.ts";
+import { type PreparedIsolation, prepareIsolation } from "./sandbox.ts";
+import type { Isolation, SandboxOptions } from "./review.ts";
 import { type LocalStore, SQLiteLocalStore } from "./local_store.ts";
+import { clientTransport, type TransportOptions } from "./credentials.ts";
 import { MessageHub } from "../workflow/messages.ts";
 import { decodePayload, encodePayload } from "../proto/payload.ts";
 import { fromStatus } from "../proto/status.ts";
@@ -29,7 +33,7 @@ import {
 } from "../proto/wire.ts";
 
 /** Options of {@linkcode connect}. */
-export interface ConnectOptions<W extends AnyWorkflow> {
+export interface ConnectOptions<W extends AnyWorkflow> extends TransportOptions {
   /** The server's address, `host:port`. */
   address: string;
   /** The workflow key of the run: the same key resumes the same run. */
@@ -63,6 +67,32 @@ export interface ConnectOptions<W extends AnyWorkflow> {
    * @default {new SQLiteLocalStore()} (the file `.workflow/remote.db`)
    */
   local?: LocalStore;
+  /**
+   * How remote tasks run. `"process"` runs each attempt in its own `deno run` subprocess
+   * granted exactly the permissions the task declares (its task set needs a module URL:
+   * `remoteTasks(workflow, implementations, { module: import.meta.url })`). `"none"` runs
+   * tasks in this process with all of its permissions: only for tests and trusted code.
+   *
+   * @default {"process"}
+   */
+  isolation?: Isolation;
+  /**
+   * The ceiling: the most permissions this remote lets any task have. When a task of the
+   * definition declares more, the run is refused before any task runs, the error lists
+   * every excess access, and the server records the refusal on the run.
+   *
+   * @default {{}} (no permissions at all)
+   */
+  allow?: Permissions;
+  /**
+   * The working folder: relative permission paths resolve against it, and task isolates
+   * run in it.
+   *
+   * @default {Deno.cwd()}
+   */
+  cwd?: string;
+  /** Limits of the task isolates: memory, kill grace, config file. */
+  sandbox?: SandboxOptions;
 }
 
 /** How {@linkcode connect} reconnects after the connection breaks. */
@@ -123,6 +153,8 @@ export async function connect<W extends AnyWorkflow>(
     throw new TypeError("Cannot connect: `tasks` must come from remoteTasks()");
   }
   const key = checkKey(options.key);
+  const transport = clientTransport(address, options);
+  const isolation = await prepareIsolation(options, key);
   const reconnect = options.reconnect === false ? undefined : {
     initialDelay: options.reconnect?.initialDelay ?? 100,
     maxDelay: options.reconnect?.maxDelay ?? 5000,
@@ -137,16 +169,14 @@ export async function connect<W extends AnyWorkflow>(
   let delay = reconnect?.initialDelay ?? 0;
   try {
     for (;;) {
-      const client = new grpc.Client(address, grpc.credentials.createInsecure(), {
-        "grpc.max_receive_message_length": 4 * 1024 * 1024,
-      });
+      const client = new grpc.Client(address, transport.credentials, transport.options);
       let session: RemoteSession<W> | undefined;
       try {
         const timeout = brokenSince === undefined
           ? options.connectTimeout ?? 5000
           : Math.max(1, brokenSince + reconnect!.giveUpAfter - Date.now());
         await waitForReady(client, address, key, timeout);
-        session = new RemoteSession(options, key, client, local, printer);
+        session = new RemoteSession(options, key, client, local, printer, isolation);
         const outputs = await session.run();
         await local.clear(key);
         return outputs as OutputsOf<W>;
@@ -184,6 +214,7 @@ export async function connect<W extends AnyWorkflow>(
       }
     }
   } finally {
+    await isolation.close();
     if (options.local === undefined) await local.close();
   }
 }
@@ -249,6 +280,7 @@ class RemoteSession<W extends AnyWorkflow> {
   /** Whether the server welcomed this call: the remote is attached to its run. */
   welcomed = false;
   readonly #hub: MessageHub;
+  readonly #isolation: PreparedIsolation;
 
   constructor(
     options: ConnectOptions<W>,
@@ -256,12 +288,14 @@ class RemoteSession<W extends AnyWorkflow> {
     client: grpc.Client,
     local: LocalStore,
     printer: ConsolePrinter | undefined,
+    isolation: PreparedIsolation,
   ) {
     this.#options = options;
     this.#key = key;
     this.#client = client;
     this.#local = local;
     this.#printer = printer;
+    this.#isolation = isolation;
     this.#hub = new MessageHub({
       side: "remote",
       workflow: options.tasks.workflow,
@@ -301,7 +335,7 @@ class RemoteSession<W extends AnyWorkflow> {
         try {
           const ended = this.#receive(decodeServerFrame(bytes));
           if (ended) {
-            outcome = ended;
+            outcome ??= ended; // a refusal ends the run before the server's "failed" frame
             if (!call.writableEnded) call.end();
           }
         } catch (error) {
@@ -361,6 +395,12 @@ class RemoteSession<W extends AnyWorkflow> {
     switch (frame.kind) {
       case "welcome": {
         this.welcomed = true;
+        if (this.#isolation.refusal) {
+          // Refused before any task runs: the server records why on the run.
+          const error = describeError(this.#isolation.refusal);
+          this.#send({ kind: "refusal", refusal: { error } });
+          return { ok: false, error: this.#isolation.refusal };
+        }
         this.#store(frame.welcome.outputs);
         const done = frame.welcome.tasks.filter((t) =>
           t.status === "completed" || t.status === "skipped"
@@ -389,9 +429,7 @@ class RemoteSession<W extends AnyWorkflow> {
         return;
       }
       case "progress":
-        this.#printTask(frame.progress.task, "running", {
-          note: `${Math.round(frame.progress.fraction * 100)}% ${frame.progress.note}`,
-        });
+        this.#printProgress(frame.progress.task, frame.progress.fraction, frame.progress.note);
         return;
       case "cancel":
         for (const task of this.#running) {
@@ -457,6 +495,7 @@ class RemoteSession<W extends AnyWorkflow> {
   }
 
   #dispatch(name: string, attempt: number): void {
+    if (this.#isolation.refusal) return; // the run was refused: nothing runs
     const task = this.#workflow.task(name);
     if (!task || task.side !== "remote") {
       throw new WorkflowError(
@@ -473,13 +512,15 @@ class RemoteSession<W extends AnyWorkflow> {
     (async () => {
       let outcome;
       try {
-        outcome = await runAttempt(
-          this.#options.tasks.hooks(name),
-          task,
-          this.#inputs(),
-          context,
-          running.abort,
-        );
+        outcome = this.#isolation.run
+          ? await this.#isolation.run(task, this.#inputs(), context, running.abort)
+          : await runAttempt(
+            this.#options.tasks.hooks(name),
+            task,
+            this.#inputs(),
+            context,
+            running.abort,
+          );
       } catch (error) {
         outcome = { ok: false as const, error };
       }
@@ -544,9 +585,15 @@ class RemoteSession<W extends AnyWorkflow> {
         }
         const clipped = note.slice(0, 1024);
         this.#send({ kind: "progress", progress: { task, attempt, fraction, note: clipped } });
-        this.#printTask(task, "running", { note: `${Math.round(fraction * 100)}% ${clipped}` });
+        this.#printProgress(task, fraction, clipped);
       },
     };
+  }
+
+  #printProgress(name: string, fraction: number, note: string): void {
+    const task = this.#workflow.task(name);
+    if (!task || !this.#printer) return;
+    this.#printer.progress(this.#key, task, this.#workflow.tasks.length, fraction, note);
   }
 
   #printTask(

@@ -13,6 +13,18 @@
  */
 export { connect, type ConnectOptions, type ReconnectOptions } from "./connect.ts";
 export {
+  formatReview,
+  type Isolation,
+  type ModuleGraph,
+  type PermissionReview,
+  type ReviewOptions,
+  reviewPermissions,
+  type SandboxOptions,
+  type TaskReview,
+} from "./review.ts";
+export type { ClientTlsOptions, TransportOptions } from "./credentials.ts";
+export type { Pem } from "../workflow/tls.ts";
+export {
   type LocalStore,
   MemoryLocalStore,
   SQLiteLocalStore,

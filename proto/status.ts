@@ -69,12 +69,30 @@ export function fromStatus(
   const task = status.metadata?.get(TASK_KEY)[0];
   return new WorkflowError(
     code ? toErrorCode(code) : FROM_STATUS[status.code] ?? ErrorCode.Internal,
-    status.details || `gRPC status ${Status[status.code] ?? status.code}`,
+    explain(status) || `gRPC status ${Status[status.code] ?? status.code}`,
     {
       key: key ? safeDecode(String(key)) : fallbackKey,
       ...(task ? { task: String(task) } : {}),
     },
   );
+}
+
+/** grpc-js's own terse text for a frame over the receiver's size limit. */
+const TOO_LARGE = /^Received message larger than max \((\d+) vs\.? (\d+)\)$/;
+
+/** A status's details, with grpc-js's message-size text made into one that says what to do. */
+function explain(status: { code: Status; details: string }): string {
+  const match = status.code === Status.RESOURCE_EXHAUSTED ? status.details?.match(TOO_LARGE) : null;
+  if (!match) return status.details;
+  const [size, limit] = [Number(match[1]), Number(match[2])];
+  return `A frame of ${mib(size)} (${size} bytes) was refused: it is over the ${mib(limit)} ` +
+    `(${limit} bytes) message size limit of the side that received it. Raise the limit ` +
+    `on both sides, serve({ limits: { maxMessageBytes } }) on the server and ` +
+    `connect({ maxMessageBytes }) on the remote, or send less data`;
+}
+
+function mib(bytes: number): string {
+  return `${+(bytes / 1024 / 1024).toFixed(2)} MiB`;
 }
 
 function safeDecode(text: string): string {

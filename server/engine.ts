@@ -9,6 +9,7 @@ import { ErrorCode, WorkflowError } from "../workflow/errors.ts";
 import { RECORD_SCHEMA, type RunRecord, type WorkflowEvent } from "../workflow/state.ts";
 import type { TaskSet } from "../workflow/task.ts";
 import type { Hello } from "../proto/wire.ts";
+import { notAccessible } from "./auth.ts";
 import type { EventHub } from "./events.ts";
 import { type Connection, Run, type RunEnvironment } from "./run.ts";
 import type { RunStore } from "./store.ts";
@@ -23,8 +24,15 @@ export interface EngineOptions {
   events: EventHub;
   /** Called when a run completes or fails. */
   onFinished?: (run: Run) => void;
+  /** Called before a hello creates a run; throws to refuse it (the runs-per-principal limit). */
+  admit?: (key: string, principal: string | undefined) => void;
   /** The clock. */
   now?: () => number;
+}
+
+/** Who says hello: the principal a run must belong to (`undefined`: no authentication). */
+interface Owner {
+  principal: string | undefined;
 }
 
 /** Matches remotes to runs and keeps the live runs. */
@@ -65,7 +73,7 @@ export class Engine {
    * @throws {WorkflowError} `UnknownWorkflow`, `DefinitionMismatch`, `RunBusy` or
    * `ShuttingDown`; the call should end with that error's status.
    */
-  async hello(connection: Connection, hello: Hello): Promise<Run> {
+  async hello(connection: Connection, hello: Hello, principal?: string): Promise<Run> {
     if (this.#closing) {
       throw new WorkflowError(
         ErrorCode.ShuttingDown,
@@ -98,23 +106,30 @@ export class Engine {
         { key },
       );
     }
-    const run = await this.#run(key, tasks);
+    const run = await this.#run(key, tasks, { principal });
     await run.attach(connection);
     return run;
   }
 
-  #run(key: string, tasks: TaskSet): Promise<Run> {
+  /** `owner`: the caller of a hello, checked against the run's principal; none for the server. */
+  #run(key: string, tasks: TaskSet, owner?: Owner): Promise<Run> {
     const live = this.#runs.get(key);
-    if (live) return Promise.resolve(this.#check(live, tasks));
+    if (live) return Promise.resolve(this.#check(live, tasks, owner));
     let loading = this.#loading.get(key);
     if (!loading) {
-      loading = this.#load(key, tasks).finally(() => this.#loading.delete(key));
+      loading = this.#load(key, tasks, owner).finally(() => this.#loading.delete(key));
       this.#loading.set(key, loading);
     }
-    return loading.then((run) => this.#check(run, tasks));
+    return loading.then((run) => this.#check(run, tasks, owner));
   }
 
-  #check(run: Run, tasks: TaskSet): Run {
+  #check(run: Run, tasks: TaskSet, owner?: Owner): Run {
+    // --- Run ownership (issue 6): a run answers only the principal that started it, before
+    // anything about the run (its definition, whether it is busy) is revealed. ---
+    if (owner && run.record.principal !== owner.principal) {
+      throw notAccessible(run.key, owner.principal);
+    }
+    // --- end of run ownership ---
     const { definition } = run.record;
     if (definition.fingerprint !== tasks.workflow.fingerprint) {
       throw new WorkflowError(
@@ -126,12 +141,18 @@ export class Engine {
     return run;
   }
 
-  async #load(key: string, tasks: TaskSet): Promise<Run> {
+  async #load(key: string, tasks: TaskSet, owner?: Owner): Promise<Run> {
     let record = await this.#options.store.load(key);
     const isNew = !record;
     if (record) {
       if (record.definition.fingerprint === tasks.workflow.fingerprint) interrupted(record);
-    } else record = this.#newRecord(key, tasks);
+    } else {
+      // --- Run ownership (issue 6): the run belongs to the principal that starts it. ---
+      this.#options.admit?.(key, owner?.principal);
+      record = this.#newRecord(key, tasks);
+      if (owner?.principal !== undefined) record.principal = owner.principal;
+      // --- end of run ownership ---
+    }
     const run = new Run(record, this.#environment(tasks));
     if (isNew) {
       await this.#options.store.save(record);
@@ -234,7 +255,14 @@ export class Engine {
       tasks,
       now: this.#now,
       publish: (event) => this.#publish(event),
-      finished: (run) => this.#options.onFinished?.(run),
+      finished: (run) => {
+        // A finished run lives on in the store only, so that a long-lived server does not
+        // keep every run it ever ran in memory; a late remote reloads it from there.
+        run.settled().then(() => {
+          if (this.#runs.get(run.key) === run) this.#runs.delete(run.key);
+        });
+        this.#options.onFinished?.(run);
+      },
       broken: (run, error) => {
         // The in-memory record may now be ahead of the store: forget it; the next hello
         // reloads the run from the store.

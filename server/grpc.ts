@@ -12,7 +12,8 @@ import {
   encodeServerFrame,
   type ServerFrame,
 } from "../proto/wire.ts";
-import { toStatus } from "../proto/status.ts";
+import { Status, toStatus } from "../proto/status.ts";
+import { scopedKey } from "./auth.ts";
 import type { Engine } from "./engine.ts";
 import type { Connection, Run } from "./run.ts";
 
@@ -20,6 +21,17 @@ type Call = grpc.ServerDuplexStream<Uint8Array, Uint8Array>;
 
 /** Bytes a remote may leave unread before its call is ended. */
 const MAX_UNREAD_BYTES = 64 * 1024 * 1024;
+/** Frames read but not yet handled at which a call stops reading, and where it resumes. */
+const PAUSE_AT = 256;
+const RESUME_AT = 32;
+
+/** What {@linkcode handleCall} knows of a call beyond its frames. */
+export interface CallOptions {
+  /** The authenticated principal; workflow keys are scoped to it. */
+  principal?: string;
+  /** Ends the call with `DEADLINE_EXCEEDED` when no hello came within this many ms. */
+  handshakeTimeout?: number;
+}
 
 const toBuffer = (bytes: Uint8Array): Buffer =>
   Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -78,11 +90,31 @@ class CallConnection implements Connection {
 }
 
 /** Serves one call: the first frame must be a hello; the rest go to the run. */
-export function handleCall(engine: Engine, call: Call, onError: (error: unknown) => void): void {
+export function handleCall(
+  engine: Engine,
+  call: Call,
+  onError: (error: unknown) => void,
+  options: CallOptions = {},
+): void {
   const connection = new CallConnection(call);
   let run: Run | undefined;
   let queue: Promise<unknown> = Promise.resolve();
   let greeted = false;
+  let pending = 0;
+  const handled = () => {
+    if (--pending === RESUME_AT && call.isPaused()) call.resume();
+  };
+  const handshake = options.handshakeTimeout === undefined ? undefined : setTimeout(() => {
+    if (greeted || connection.closed) return;
+    const error = new WorkflowError(
+      ErrorCode.ProtocolViolation,
+      `No hello within ${options.handshakeTimeout} ms: a call must start with its hello; the call was closed`,
+    );
+    connection.closed = true;
+    try {
+      call.emit("error", { ...toStatus(error), code: Status.DEADLINE_EXCEEDED });
+    } catch { /* the call is already gone */ }
+  }, options.handshakeTimeout);
 
   const gone = (reason: string) => {
     if (!connection.closed) connection.closed = true;
@@ -100,6 +132,7 @@ export function handleCall(engine: Engine, call: Call, onError: (error: unknown)
       return;
     }
     if (!greeted) {
+      clearTimeout(handshake);
       if (frame.kind !== "hello") {
         const error = new WorkflowError(
           ErrorCode.ProtocolViolation,
@@ -109,7 +142,9 @@ export function handleCall(engine: Engine, call: Call, onError: (error: unknown)
         return;
       }
       greeted = true;
-      queue = engine.hello(connection, frame.hello).then(
+      const { principal } = options;
+      const hello = { ...frame.hello, workflowKey: scopedKey(principal, frame.hello.workflowKey) };
+      queue = engine.hello(connection, hello, principal).then(
         (attached) => run = attached,
         (error) => {
           connection.end(
@@ -126,10 +161,18 @@ export function handleCall(engine: Engine, call: Call, onError: (error: unknown)
       );
       return;
     }
-    queue = queue.then(() => run?.receive(connection, frame)).catch(onError);
+    if (++pending === PAUSE_AT) call.pause();
+    queue = queue.then(() => run?.receive(connection, frame)).catch(onError).finally(handled);
   });
   // The remote half-closed: end our half too, so the call finishes with a status.
   call.on("end", () => {
+    clearTimeout(handshake);
+    if (!greeted && !connection.closed) {
+      connection.end(
+        new WorkflowError(ErrorCode.ProtocolViolation, "The call ended before its hello"),
+      );
+      return;
+    }
     gone("the remote ended its stream");
     if (!call.writableEnded) {
       try {
@@ -137,7 +180,13 @@ export function handleCall(engine: Engine, call: Call, onError: (error: unknown)
       } catch { /* already gone */ }
     }
   });
-  call.on("cancelled", () => gone("the call was cancelled"));
+  call.on("cancelled", () => {
+    clearTimeout(handshake);
+    gone("the call was cancelled");
+  });
   call.on("error", (error: Error) => gone(error.message));
-  call.on("close", () => gone("the call closed"));
+  call.on("close", () => {
+    clearTimeout(handshake);
+    gone("the call closed");
+  });
 }

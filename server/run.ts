@@ -309,10 +309,10 @@ export class Run {
     this.#retryTimer = undefined;
     await this.#tail;
     while (this.#server || this.#remote) {
-      await Promise.race([
-        this.#server?.done,
-        new Promise((resolve) => setTimeout(resolve, 10)),
-      ]);
+      // Not `race([this.#server?.done, ...])`: with no server attempt that races `undefined`,
+      // which resolves at once, and the loop spins without yielding to the event loop.
+      const poll = new Promise((resolve) => setTimeout(resolve, 10));
+      await Promise.race(this.#server ? [this.#server.done, poll] : [poll]);
       await this.#tail;
     }
   }

@@ -11,10 +11,16 @@ import type { TaskSet } from "../workflow/task.ts";
 import { ErrorCode, WorkflowError } from "../workflow/errors.ts";
 import { Engine } from "./engine.ts";
 import { EventHub, type SubscribeOptions } from "./events.ts";
-import { handleCall, SERVICE } from "./grpc.ts";
+import { SERVICE } from "./grpc.ts";
+import type { Authenticator } from "./auth.ts";
+import { serverCredentials, type ServerTlsOptions } from "./credentials.ts";
+import { guardedHandler } from "./guard.ts";
+import { checkRunQuota, grpcServerOptions, resolveLimits, type ServerLimits } from "./limits.ts";
+import { isLoopback } from "../workflow/tls.ts";
 import { reportProgress } from "./report.ts";
 import type { ListOptions, RunStore } from "./store.ts";
 import { SQLiteStore } from "./sqlite_store.ts";
+import { type Dashboard, type DashboardOptions, serveDashboard } from "./dashboard.ts";
 
 /** Options of {@linkcode serve}. */
 export interface ServeOptions {
@@ -53,6 +59,40 @@ export interface ServeOptions {
   shutdownGrace?: number;
   /** Shuts the server down when aborted. */
   signal?: AbortSignal;
+  /**
+   * Serve the web dashboard and its JSON API (which the CLI's `--server` mode reads) on
+   * their own port, bound to `127.0.0.1` unless `host` says otherwise; see
+   * {@linkcode WorkflowServer.dashboardUrl}. Leave it out for no dashboard.
+   *
+   * @example
+   * ```ts ignore
+   * const server = await serve({ workflows: tasks, dashboard: { port: 8080 } });
+   * console.log(`dashboard at ${server.dashboardUrl}`); // http://127.0.0.1:8080/
+   * ```
+   *
+   * @default {undefined}
+   */
+  dashboard?: DashboardOptions;
+  /**
+   * Serve over TLS: the server's certificate and key, and with `clientCa` mutual TLS.
+   * Without it the server listens in plaintext, which is for loopback development: it
+   * prints a warning when it listens so on any other address. See "Deploying" in the README.
+   *
+   * @default {undefined} (plaintext)
+   */
+  tls?: ServerTlsOptions;
+  /**
+   * Who may connect: maps each call to a principal or refuses it with `UNAUTHENTICATED`
+   * (see {@linkcode bearerTokens} and {@linkcode clientCertificates}). A run belongs to the
+   * principal that started it, and workflow keys are scoped per principal.
+   *
+   * @default {undefined} (every remote is accepted, anonymously)
+   */
+  authenticate?: Authenticator;
+  /** Message size, stream, run, handshake, idle and keepalive limits.
+   *
+   * @default {DEFAULT_LIMITS} */
+  limits?: ServerLimits;
 }
 
 /**
@@ -75,6 +115,7 @@ export class WorkflowServer implements AsyncDisposable {
   #resolveFinished!: () => void;
   /** The console reporter, when there is one: it drains before the store closes. */
   readonly #reporter?: Promise<void>;
+  readonly #dashboard?: Dashboard;
 
   /** Use {@linkcode serve} instead. */
   constructor(
@@ -88,6 +129,7 @@ export class WorkflowServer implements AsyncDisposable {
       port: number;
       grace: number;
       printer?: ConsolePrinter;
+      dashboard?: DashboardOptions;
     },
   ) {
     this.#grpc = parts.grpc;
@@ -99,9 +141,23 @@ export class WorkflowServer implements AsyncDisposable {
     this.host = parts.host;
     this.port = parts.port;
     this.finished = new Promise((resolve) => this.#resolveFinished = resolve);
+    if (parts.dashboard) {
+      try {
+        this.#dashboard = serveDashboard(this, parts.dashboard);
+      } catch (error) {
+        this.#grpc.forceShutdown();
+        if (parts.ownsStore) parts.store.close().catch(() => {});
+        throw error;
+      }
+    }
     if (parts.printer) {
       this.#reporter = reportProgress(this.events(), (key) => this.run(key), parts.printer);
     }
+  }
+
+  /** The dashboard's address (such as `http://127.0.0.1:50052/`), when it was asked for. */
+  get dashboardUrl(): string | undefined {
+    return this.#dashboard?.url;
   }
 
   /** `host:port`, ready to give to a client. */
@@ -198,6 +254,7 @@ export class WorkflowServer implements AsyncDisposable {
       });
       this.#events.close();
       await this.#reporter;
+      await this.#dashboard?.close();
       if (this.#ownsStore) await this.#store.close();
       this.#resolveFinished();
     })();
@@ -234,6 +291,8 @@ export async function serve(options: ServeOptions): Promise<WorkflowServer> {
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new RangeError(`Cannot serve on port ${port}: expected an integer from 0 to 65535`);
   }
+  const limits = resolveLimits(options.limits);
+  const credentials = serverCredentials(options.tls);
   const store = options.store ?? new SQLiteStore();
   const events = new EventHub();
   const engine = new Engine({
@@ -243,15 +302,21 @@ export async function serve(options: ServeOptions): Promise<WorkflowServer> {
     onFinished: () => {
       if (options.solo) queueMicrotask(() => server.shutdown());
     },
+    admit: (key, principal) =>
+      checkRunQuota(engine.runs.values(), key, principal, limits.maxRunsPerPrincipal),
   });
-  const grpcServer = new grpc.Server({ "grpc.max_receive_message_length": 4 * 1024 * 1024 });
+  const grpcServer = new grpc.Server(grpcServerOptions(limits));
   grpcServer.addService(SERVICE, {
-    connect: (call: grpc.ServerDuplexStream<Uint8Array, Uint8Array>) =>
-      handleCall(engine, call, (error) => console.error("workflow server:", error)),
+    connect: guardedHandler({
+      engine,
+      limits,
+      authenticate: options.authenticate,
+      onError: (error) => console.error("workflow server:", error),
+    }),
   });
   const target = host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
   const bound = await new Promise<number>((resolve, reject) => {
-    grpcServer.bindAsync(target, grpc.ServerCredentials.createInsecure(), (error, actual) => {
+    grpcServer.bindAsync(target, credentials, (error, actual) => {
       if (error) {
         reject(new Error(`Cannot listen on ${target}: ${error.message}`, { cause: error }));
       } else resolve(actual);
@@ -269,8 +334,16 @@ export async function serve(options: ServeOptions): Promise<WorkflowServer> {
     printer: options.progress === false ? undefined : new ConsolePrinter(
       typeof options.progress === "function" ? options.progress : undefined,
     ),
+    dashboard: options.dashboard,
   });
   options.signal?.addEventListener("abort", () => server.shutdown(), { once: true });
+  if (!options.tls && !isLoopback(host)) {
+    console.warn(
+      `workflow server: WARNING: listening on ${server.address} without TLS: anyone on the network can read and forge frames${
+        options.authenticate ? ", and steal tokens" : ""
+      }. Pass serve({ tls }) (see "Deploying" in the README); plaintext is for loopback development`,
+    );
+  }
   try {
     await engine.resumeUnfinished();
   } catch (error) {

@@ -4,6 +4,7 @@
  * @module
  */
 import type { DatabaseSync, SQLInputValue, StatementSync } from "node:sqlite";
+import { setImmediate } from "node:timers";
 import { type Durability, openDatabase } from "../workflow/_sqlite.ts";
 import { checkLimit, decodeRecord, encodeRecord, prefixEnd } from "./_record_codec.ts";
 import { conflict, type ListOptions, type RunStore } from "./store.ts";
@@ -74,6 +75,15 @@ CREATE INDEX IF NOT EXISTS runs_by_definition ON runs (definition, key);
 const COLUMNS = "definition, status, version, schema, done, total, created_at, updated_at, record";
 const SUMMARY = "key, definition, status, done, total, created_at, updated_at";
 
+/** A save waiting for its group commit. */
+interface PendingSave {
+  key: string;
+  version: number;
+  values: SQLInputValue[];
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
 interface SummaryRow {
   key: string;
   definition: string;
@@ -110,6 +120,8 @@ export class SQLiteStore implements RunStore {
   readonly #load: StatementSync;
   readonly #version: StatementSync;
   readonly #lists = new Map<string, StatementSync>();
+  /** Saves waiting for the next group commit. */
+  #pending: PendingSave[] = [];
 
   /**
    * Opens the file, creating it, its folder and its tables when needed.
@@ -147,6 +159,7 @@ export class SQLiteStore implements RunStore {
    */
   load(key: string): Promise<RunRecord | undefined> {
     try {
+      this.#flush();
       this.#open();
       const row = this.#load.get(key) as { schema: number; record: Uint8Array } | undefined;
       if (row === undefined) return Promise.resolve(undefined);
@@ -161,6 +174,11 @@ export class SQLiteStore implements RunStore {
   /**
    * Saves `record` if the stored version is `record.version - 1`, or if there is no stored
    * run and `record.version` is 1.
+   *
+   * The record is encoded at once (later changes to the object are not saved); the write is
+   * committed with the other saves made in the same turn of the event loop, in one
+   * transaction (group commit: one flush to the disk for many runs), and the promise resolves
+   * once that transaction is committed.
    *
    * @throws {WorkflowError} `Conflict` when the stored version differs; nothing is written.
    */
@@ -179,22 +197,61 @@ export class SQLiteStore implements RunStore {
         summary.updatedAt,
         encodeRecord(record),
       ];
-      const { changes } = record.version === 1
-        ? this.#insert.run(record.key, ...values)
-        : this.#update.run(...values, record.key, record.version - 1);
-      if (changes === 0) {
-        const found = this.#version.get(record.key) as { version: number } | undefined;
-        throw conflict(record.key, record.version - 1, found?.version);
-      }
-      return Promise.resolve();
+      return new Promise((resolve, reject) => {
+        this.#pending.push({ key: record.key, version: record.version, values, resolve, reject });
+        if (this.#pending.length === 1) setImmediate(this.#flushLater);
+      });
     } catch (error) {
       return Promise.reject(error);
     }
   }
 
+  readonly #flushLater = () => this.#flush();
+
+  /** Commits the pending saves: alone, or together in one transaction. */
+  #flush(): void {
+    const batch = this.#pending;
+    if (batch.length === 0) return;
+    this.#pending = [];
+    let db: DatabaseSync;
+    try {
+      db = this.#open();
+    } catch (error) {
+      for (const save of batch) save.reject(error);
+      return;
+    }
+    const grouped = batch.length > 1;
+    const outcomes: (unknown | undefined)[] = [];
+    try {
+      if (grouped) db.exec("BEGIN IMMEDIATE");
+      for (const { key, version, values } of batch) {
+        const { changes } = version === 1
+          ? this.#insert.run(key, ...values)
+          : this.#update.run(...values, key, version - 1);
+        if (changes === 0) {
+          const found = this.#version.get(key) as { version: number } | undefined;
+          outcomes.push(conflict(key, version - 1, found?.version));
+        } else outcomes.push(undefined);
+      }
+      if (grouped) db.exec("COMMIT");
+    } catch (error) {
+      if (grouped && db.isTransaction) {
+        try {
+          db.exec("ROLLBACK");
+        } catch { /* the transaction is already gone */ }
+      }
+      for (const save of batch) save.reject(error);
+      return;
+    }
+    batch.forEach((save, i) =>
+      outcomes[i] === undefined ? save.resolve() : save.reject(outcomes[i])
+    );
+  }
+
   /** Lists runs, ordered by key (in code point order). */
   list(options: ListOptions = {}): Promise<RunSummary[]> {
     try {
+      this.#flush();
       this.#open();
       const limit = checkLimit(options.limit);
       if (limit === 0) return Promise.resolve([]);
@@ -226,6 +283,7 @@ export class SQLiteStore implements RunStore {
 
   /** Closes the file. Closing twice does nothing; any other use after closing throws. */
   close(): Promise<void> {
+    this.#flush();
     const db = this.#db;
     this.#db = undefined;
     this.#lists.clear();

@@ -86,7 +86,7 @@ export class MemoryStore implements RunStore {
   /** Loads a copy of one run. */
   load(key: string): Promise<RunRecord | undefined> {
     const record = this.#runs.get(key);
-    return Promise.resolve(record ? structuredClone(record) : undefined);
+    return Promise.resolve(record ? copy(record) : undefined);
   }
 
   /** Saves a copy of the run, if its version follows the stored one. */
@@ -95,7 +95,7 @@ export class MemoryStore implements RunStore {
     if ((stored?.version ?? 0) !== record.version - 1) {
       return Promise.reject(conflict(record.key, record.version - 1, stored?.version));
     }
-    this.#runs.set(record.key, structuredClone(record));
+    this.#runs.set(record.key, copy(record));
     return Promise.resolve();
   }
 
@@ -115,4 +115,32 @@ export class MemoryStore implements RunStore {
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
+}
+
+/**
+ * A deep copy of a record: plain objects, arrays, `Uint8Array`s and `Date`s are copied by
+ * hand (several times faster than `structuredClone`, which the memory store paid on every
+ * save); anything else falls back to `structuredClone`.
+ */
+function copy<T>(value: T): T {
+  if (typeof value !== "object" || value === null) return value;
+  if (Array.isArray(value)) return value.map(copy) as T;
+  if (value instanceof Uint8Array) return new Uint8Array(value) as T;
+  const prototype = Object.getPrototypeOf(value);
+  if (prototype !== Object.prototype && prototype !== null) {
+    return value instanceof Date ? new Date(value.getTime()) as T : structuredClone(value);
+  }
+  const result: Record<string, unknown> = {};
+  for (const key of Object.keys(value)) {
+    const field = copy((value as Record<string, unknown>)[key]);
+    if (key === "__proto__") {
+      Object.defineProperty(result, key, {
+        value: field,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+    } else result[key] = field;
+  }
+  return result as T;
 }

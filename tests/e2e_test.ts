@@ -104,6 +104,7 @@ Deno.test("serve() prints a progress line per task and a table per run", async (
     progress: (line) => lines.push(line),
   });
   const outputs = await connect({
+    isolation: "none",
     address: server.address,
     key: "print/1",
     tasks: relayRemote,
@@ -126,6 +127,7 @@ Deno.test("connect() to an address with no server fails in bounded time, naming 
   const started = performance.now();
   await rejects(
     connect({
+      isolation: "none",
       address: `127.0.0.1:${port}`,
       key: "nobody/1",
       tasks: relayRemote,
@@ -151,7 +153,13 @@ Deno.test("serve() refuses bad remotes and keeps serving the others", async (t) 
   await t.step("an unknown workflow is named in the error", async () => {
     const stranger = defineWorkflow("stranger", { version: 1 }).remote("only");
     await rejects(
-      connect({ address, key: "x/1", tasks: remoteTasks(stranger, { only: () => {} }), ...quiet }),
+      connect({
+        isolation: "none",
+        address,
+        key: "x/1",
+        tasks: remoteTasks(stranger, { only: () => {} }),
+        ...quiet,
+      }),
       ErrorCode.UnknownWorkflow,
       `"stranger"`,
       `"relay"`,
@@ -171,13 +179,19 @@ Deno.test("serve() refuses bad remotes and keeps serving the others", async (t) 
       r5: () => {},
     });
     await rejects(
-      connect({ address, key: "x/2", tasks, ...quiet }),
+      connect({ isolation: "none", address, key: "x/2", tasks, ...quiet }),
       ErrorCode.DefinitionMismatch,
       `task 3 is "r3-renamed" instead of "r3"`,
     );
     const newer = defineWorkflow("relay", { version: 2 }).remote("r1");
     await rejects(
-      connect({ address, key: "x/3", tasks: remoteTasks(newer, { r1: () => {} }), ...quiet }),
+      connect({
+        isolation: "none",
+        address,
+        key: "x/3",
+        tasks: remoteTasks(newer, { r1: () => {} }),
+        ...quiet,
+      }),
       ErrorCode.DefinitionMismatch,
       "version 2 instead of 1",
     );
@@ -187,7 +201,13 @@ Deno.test("serve() refuses bad remotes and keeps serving the others", async (t) 
     "a remote task that throws fails the run; both sides see task and text",
     async () => {
       const error = await rejects(
-        connect({ address, key: "fail/remote", tasks: fragileRemote("remote"), ...quiet }),
+        connect({
+          isolation: "none",
+          address,
+          key: "fail/remote",
+          tasks: fragileRemote("remote"),
+          ...quiet,
+        }),
         ErrorCode.RunFailed,
         `"finish"`,
         "the remote task broke on purpose",
@@ -204,7 +224,13 @@ Deno.test("serve() refuses bad remotes and keeps serving the others", async (t) 
     "a server task that throws fails the run; both sides see task and text",
     async () => {
       await rejects(
-        connect({ address, key: "fail/server", tasks: fragileRemote("server"), ...quiet }),
+        connect({
+          isolation: "none",
+          address,
+          key: "fail/server",
+          tasks: fragileRemote("server"),
+          ...quiet,
+        }),
         ErrorCode.RunFailed,
         `"check"`,
         "the server task broke on purpose",
@@ -216,9 +242,21 @@ Deno.test("serve() refuses bad remotes and keeps serving the others", async (t) 
   );
 
   await t.step("the server still serves good runs", async () => {
-    const outputs = await connect({ address, key: "good/1", tasks: relayRemote, ...quiet });
+    const outputs = await connect({
+      isolation: "none",
+      address,
+      key: "good/1",
+      tasks: relayRemote,
+      ...quiet,
+    });
     assert.equal(outputs.r5.n, 5);
-    const ok = await connect({ address, key: "good/2", tasks: fragileRemote("none"), ...quiet });
+    const ok = await connect({
+      isolation: "none",
+      address,
+      key: "good/2",
+      tasks: fragileRemote("none"),
+      ...quiet,
+    });
     assert.deepEqual(ok.check, { ok: true });
   });
 });
@@ -266,7 +304,13 @@ Deno.test("the server rejects out-of-order frames without corrupting the run", a
       assert.deepEqual(record?.outputs, {});
       assert.equal(record?.tasks[2].attempts, 0);
       // A well-behaved remote then finishes the run; r1 runs again as attempt 2.
-      const outputs = await connect({ address, key: "order/1", tasks: relayRemote, ...quiet });
+      const outputs = await connect({
+        isolation: "none",
+        address,
+        key: "order/1",
+        tasks: relayRemote,
+        ...quiet,
+      });
       assert.equal(outputs.r5.n, 5);
       const done = await server.run("order/1");
       assert.deepEqual(done?.tasks.map((t) => t.attempts), [2, 1, 1, 1, 1]);
@@ -369,6 +413,7 @@ Deno.test("either side may end its half of the stream first", async (t) => {
 
   await t.step("the half-closed run resumes with a new remote", async () => {
     const outputs = await connect({
+      isolation: "none",
       address: server.address,
       key: "half/1",
       tasks: relayRemote,
@@ -386,10 +431,17 @@ Deno.test("serve() in solo mode shuts down after one run", async () => {
     solo: true,
     ...quiet,
   });
-  await connect({ address: server.address, key: "solo/1", tasks: relayRemote, ...quiet });
+  await connect({
+    isolation: "none",
+    address: server.address,
+    key: "solo/1",
+    tasks: relayRemote,
+    ...quiet,
+  });
   await server.finished;
   await rejects(
     connect({
+      isolation: "none",
       address: server.address,
       key: "solo/2",
       tasks: relayRemote,
@@ -423,6 +475,7 @@ Deno.test("shutdown() lets an in-flight server task finish within the grace peri
     ...quiet,
   });
   const client = connect({
+    isolation: "none",
     address: server.address,
     key: "slow/1",
     tasks: remoteTasks(slow, { a: () => {} }),

@@ -80,6 +80,7 @@ Deno.test("server tasks: validate skips, rollback undoes, retry backs off, timeo
   await using srv = await serve({ workflows: server, port: 0, store: new MemoryStore(), ...quiet });
   const run = (key: string, mode: string) =>
     connect({
+      isolation: "none",
       address: srv.address,
       key,
       tasks: remote(mode),
@@ -174,6 +175,7 @@ Deno.test("remote tasks: a timed-out or silent attempt is cancelled and retried"
   await t.step("attempt 1 is cancelled on the remote, attempt 2 completes", async () => {
     const events = collect(srv.events(), "watched/1");
     const outputs = await connect({
+      isolation: "none",
       address: srv.address,
       key: "watched/1",
       tasks: remote,

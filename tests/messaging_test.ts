@@ -72,6 +72,7 @@ Deno.test("live messages: request/reply both ways, a config push, and 1,000 in o
     (e) => e.type === "message" && e.topic === "tick" && e.key === "chat/1",
   );
   const run = connect({
+    isolation: "none",
     address: srv.address,
     key: "chat/1",
     tasks: remote,
@@ -126,6 +127,7 @@ Deno.test("cancelling a run whose remote task ignores the signal", async () => {
   });
   const started = first(srv.events(), (e) => e.type === "task.started" && e.task === "ignore");
   const run = connect({
+    isolation: "none",
     address: srv.address,
     key: "stubborn/1",
     tasks: remoteTasks(stubborn, {

@@ -21,10 +21,18 @@ Deno.test("runs() filters and pages, run() has the timeline, events() carry time
   const local = new MemoryLocalStore();
   const started = Date.now();
   for (const key of ["relay/a", "relay/b", "relay/c"]) {
-    await connect({ address: server.address, key, tasks: relayRemote, local, progress: false });
+    await connect({
+      isolation: "none",
+      address: server.address,
+      key,
+      tasks: relayRemote,
+      local,
+      progress: false,
+    });
   }
   await assert.rejects(
     connect({
+      isolation: "none",
       address: server.address,
       key: "fragile/x",
       tasks: fragileRemote("remote"),

@@ -70,6 +70,7 @@ Deno.test("a remote killed while the server floods it does not hurt the server o
 
   // Another run proceeds while the flood goes to a dead peer.
   const other = await connect({
+    isolation: "none",
     address: server.address,
     key: "relay/alongside",
     tasks: relayRemote,

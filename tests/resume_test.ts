@@ -62,6 +62,7 @@ Deno.test("a persisted run of another definition version is refused and left unt
   await using server = await serve({ workflows: server2, port: 0, store, ...quiet });
   await assert.rejects(
     connect({
+      isolation: "none",
       address: server.address,
       key: "relay/old",
       tasks: remote2,
@@ -108,6 +109,7 @@ Deno.test("a remote reconnects by itself when the server restarts, and the run c
   const port = first.port;
   const lines: string[] = [];
   const outputs = connect({
+    isolation: "none",
     address: first.address,
     key: "relay/restart",
     tasks: relayRemote,
@@ -141,6 +143,7 @@ Deno.test("reconnect: false gives up at the first break", async () => {
   });
   const server = await serve({ workflows: holding, port: 0, store, ...quiet, shutdownGrace: 0 });
   const outputs = connect({
+    isolation: "none",
     address: server.address,
     key: "relay/no-reconnect",
     tasks: relayRemote,

@@ -153,6 +153,13 @@ export type MessageHandlers<W extends AnyWorkflow, S extends Side> = {
 export interface TaskSetOptions<W extends AnyWorkflow, S extends Side> {
   /** Handlers of the live messages that arrive at this side, by topic. */
   on?: MessageHandlers<W, S>;
+  /**
+   * Remote tasks: the URL of the module that exports this task set, almost always
+   * `import.meta.url`. A client runs each task in an isolate that imports this module and
+   * grants the task only the permissions it declares; without it, the tasks can run only
+   * in the client's own process (`connect({ isolation: "none" })`).
+   */
+  module?: string | URL;
 }
 
 /** The hooks of one task, untyped, as the engine calls them. */
@@ -179,13 +186,15 @@ export class TaskSet<W extends AnyWorkflow = AnyWorkflow, S extends Side = Side>
   readonly handlers: Readonly<
     Record<string, (value: Value, info: { key: string; topic: string }) => unknown>
   >;
+  /** The URL of the module that exports this task set, when it was given. */
+  readonly module?: string;
 
   /** Use {@linkcode serverTasks} or {@linkcode remoteTasks} instead. */
   constructor(
     workflow: W,
     side: S,
     implementations: Record<string, unknown>,
-    options: { on?: Record<string, unknown> } = {},
+    options: { on?: Record<string, unknown>; module?: string | URL } = {},
   ) {
     if (!(workflow instanceof Object) || !Array.isArray(workflow.tasks)) {
       throw new TypeError(
@@ -244,6 +253,7 @@ export class TaskSet<W extends AnyWorkflow = AnyWorkflow, S extends Side = Side>
     this.side = side;
     this.#hooks = hooks;
     this.handlers = handlers;
+    if (options.module !== undefined) this.module = checkModule(options.module, workflow.name);
   }
 
   /** The hooks of the task of that name. */
@@ -257,6 +267,18 @@ export class TaskSet<W extends AnyWorkflow = AnyWorkflow, S extends Side = Side>
       );
     }
     return hooks;
+  }
+}
+
+function checkModule(module: string | URL, workflow: string): string {
+  try {
+    return new URL(module).href;
+  } catch {
+    throw new TypeError(
+      `Cannot use module ${
+        JSON.stringify(String(module))
+      } for the tasks of workflow "${workflow}": expected an absolute URL such as import.meta.url`,
+    );
   }
 }
 
@@ -309,12 +331,12 @@ export function serverTasks<W extends AnyWorkflow>(
  *
  * export const tasks = remoteTasks(greeting, {
  *   hostname: () => ({ host: "alice" }),
- * });
+ * }, { module: import.meta.url }); // lets the client run each task in an isolate
  * ```
  *
  * @param workflow The definition.
  * @param implementations One implementation per remote task.
- * @param options Handlers of the live messages the remote receives.
+ * @param options Handlers of the live messages the remote receives, and the module URL.
  * @returns The implementations, checked against the definition.
  */
 export function remoteTasks<W extends AnyWorkflow>(
@@ -326,6 +348,6 @@ export function remoteTasks<W extends AnyWorkflow>(
     workflow,
     "remote",
     implementations as Record<string, unknown>,
-    options as { on?: Record<string, unknown> },
+    options as { on?: Record<string, unknown>; module?: string | URL },
   );
 }

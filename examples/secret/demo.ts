@@ -13,6 +13,7 @@ const flags = [
   "--allow-read",
   "--allow-write",
   "--allow-sys",
+  `--allow-run=${deno}`, // the client runs each remote task in a deno subprocess
 ];
 
 const server = new Deno.Command(deno, {

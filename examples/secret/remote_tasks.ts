@@ -1,5 +1,11 @@
-/** The remote's tasks of the secret workflow. @module */
-import { remoteTasks } from "../../mod.ts";
+/**
+ * The remote's tasks of the secret workflow. The client runs each one in its own isolate,
+ * which imports this module (`module: import.meta.url`); they declare no permissions, so
+ * they get none: the exponent `x` lives in `ctx.local`, which the client keeps for them.
+ *
+ * @module
+ */
+import { remoteTasks } from "../../workflow/mod.ts";
 import {
   checkPublic,
   G,
@@ -33,4 +39,4 @@ export const secretRemoteTasks = remoteTasks(secretWorkflow, {
     }
     return { agreed: true, fingerprint: await secretFingerprint(secret) };
   },
-});
+}, { module: import.meta.url });

@@ -5,7 +5,9 @@
  *
  * @module
  */
-import { defineWorkflow, returns } from "../../mod.ts";
+// The side-neutral entry (jsr:@tradeline/workflow/define): no gRPC, so a task isolate loads it
+// with no permissions at all.
+import { defineWorkflow, returns } from "../../workflow/mod.ts";
 
 export const secretWorkflow = defineWorkflow("dh-secret", { version: 1 })
   // 1. remote: picks x, publishes g^x mod p (x stays on the remote).

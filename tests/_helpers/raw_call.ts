@@ -50,12 +50,26 @@ export function hello(
   };
 }
 
-export function rawCall(address: string): RawCall {
-  const client = new grpc.Client(address, grpc.credentials.createInsecure());
+/** How a raw call reaches the server: credentials, client options, call metadata. */
+export interface RawCallOptions {
+  credentials?: grpc.ChannelCredentials;
+  options?: grpc.ClientOptions;
+  metadata?: Record<string, string>;
+}
+
+export function rawCall(address: string, how: RawCallOptions = {}): RawCall {
+  const client = new grpc.Client(
+    address,
+    how.credentials ?? grpc.credentials.createInsecure(),
+    how.options ?? {},
+  );
+  const metadata = new grpc.Metadata();
+  for (const [name, value] of Object.entries(how.metadata ?? {})) metadata.set(name, value);
   const call = client.makeBidiStreamRequest(
     CONNECT_PATH,
     (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength),
     (b: Buffer) => new Uint8Array(b),
+    metadata,
   );
   const frames: ServerFrame[] = [];
   const waiters: { kind: string; resolve: (f: ServerFrame) => void }[] = [];
