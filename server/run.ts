@@ -523,9 +523,17 @@ export class Run {
   }
 
   async #fail(task: string | undefined, error: { code: string; message: string }): Promise<void> {
+    const remote = this.#remote;
     this.#clearRemote();
     clearTimeout(this.#retryTimer);
     this.#retryTimer = undefined;
+    if (remote) {
+      // The remote attempt in flight will never report: it ends with the run.
+      const record = this.#taskRecord(remote.task.name);
+      if (record.status === "running") {
+        Object.assign(record, { status: "failed", finishedAt: this.#env.now(), error });
+      }
+    }
     this.record.status = "failed";
     this.record.error = { ...error, ...(task ? { task } : {}) };
     await this.#advance([() => {

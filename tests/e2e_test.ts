@@ -2,7 +2,7 @@
  * End-to-end runs in one process, over a real gRPC connection on loopback.
  */
 import assert from "node:assert/strict";
-import { connect, ErrorCode, MemoryStore, serve, WorkflowError } from "../mod.ts";
+import { connect, ErrorCode, MemoryLocalStore, MemoryStore, serve, WorkflowError } from "../mod.ts";
 import { encodePayload } from "../proto/payload.ts";
 import { secretServerTasks } from "../examples/secret/server_tasks.ts";
 import { secretRemoteTasks } from "../examples/secret/remote_tasks.ts";
@@ -42,6 +42,7 @@ Deno.test("connect() runs the secret workflow against serve() and both sides agr
 
   await t.step("one run completes with matching fingerprints", async () => {
     const outputs = await connect({
+      local: new MemoryLocalStore(),
       address: server.address,
       key: "dh/alice",
       tasks: secretRemoteTasks,
@@ -74,6 +75,7 @@ Deno.test("connect() runs the secret workflow against serve() and both sides agr
       { length: 10 },
       (_, i) =>
         connect({
+          local: new MemoryLocalStore(),
           address: server.address,
           key: `dh/many-${i}`,
           tasks: secretRemoteTasks,
@@ -86,6 +88,7 @@ Deno.test("connect() runs the secret workflow against serve() and both sides agr
 
   await t.step("a completed run answers a new remote with its outputs at once", async () => {
     const outputs = await connect({
+      local: new MemoryLocalStore(),
       address: server.address,
       key: "dh/alice",
       tasks: secretRemoteTasks,
@@ -104,6 +107,7 @@ Deno.test("serve() prints a progress line per task and a table per run", async (
     progress: (line) => lines.push(line),
   });
   const outputs = await connect({
+    local: new MemoryLocalStore(),
     isolation: "none",
     address: server.address,
     key: "print/1",
@@ -127,6 +131,7 @@ Deno.test("connect() to an address with no server fails in bounded time, naming 
   const started = performance.now();
   await rejects(
     connect({
+      local: new MemoryLocalStore(),
       isolation: "none",
       address: `127.0.0.1:${port}`,
       key: "nobody/1",
@@ -179,7 +184,14 @@ Deno.test("serve() refuses bad remotes and keeps serving the others", async (t) 
       r5: () => {},
     });
     await rejects(
-      connect({ isolation: "none", address, key: "x/2", tasks, ...quiet }),
+      connect({
+        local: new MemoryLocalStore(),
+        isolation: "none",
+        address,
+        key: "x/2",
+        tasks,
+        ...quiet,
+      }),
       ErrorCode.DefinitionMismatch,
       `task 3 is "r3-renamed" instead of "r3"`,
     );
@@ -202,6 +214,7 @@ Deno.test("serve() refuses bad remotes and keeps serving the others", async (t) 
     async () => {
       const error = await rejects(
         connect({
+          local: new MemoryLocalStore(),
           isolation: "none",
           address,
           key: "fail/remote",
@@ -225,6 +238,7 @@ Deno.test("serve() refuses bad remotes and keeps serving the others", async (t) 
     async () => {
       await rejects(
         connect({
+          local: new MemoryLocalStore(),
           isolation: "none",
           address,
           key: "fail/server",
@@ -243,6 +257,7 @@ Deno.test("serve() refuses bad remotes and keeps serving the others", async (t) 
 
   await t.step("the server still serves good runs", async () => {
     const outputs = await connect({
+      local: new MemoryLocalStore(),
       isolation: "none",
       address,
       key: "good/1",
@@ -251,6 +266,7 @@ Deno.test("serve() refuses bad remotes and keeps serving the others", async (t) 
     });
     assert.equal(outputs.r5.n, 5);
     const ok = await connect({
+      local: new MemoryLocalStore(),
       isolation: "none",
       address,
       key: "good/2",
@@ -305,6 +321,7 @@ Deno.test("the server rejects out-of-order frames without corrupting the run", a
       assert.equal(record?.tasks[2].attempts, 0);
       // A well-behaved remote then finishes the run; r1 runs again as attempt 2.
       const outputs = await connect({
+        local: new MemoryLocalStore(),
         isolation: "none",
         address,
         key: "order/1",
@@ -413,6 +430,7 @@ Deno.test("either side may end its half of the stream first", async (t) => {
 
   await t.step("the half-closed run resumes with a new remote", async () => {
     const outputs = await connect({
+      local: new MemoryLocalStore(),
       isolation: "none",
       address: server.address,
       key: "half/1",
@@ -432,6 +450,7 @@ Deno.test("serve() in solo mode shuts down after one run", async () => {
     ...quiet,
   });
   await connect({
+    local: new MemoryLocalStore(),
     isolation: "none",
     address: server.address,
     key: "solo/1",
@@ -441,6 +460,7 @@ Deno.test("serve() in solo mode shuts down after one run", async () => {
   await server.finished;
   await rejects(
     connect({
+      local: new MemoryLocalStore(),
       isolation: "none",
       address: server.address,
       key: "solo/2",

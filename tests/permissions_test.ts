@@ -272,7 +272,10 @@ Deno.test("connect() refuses a definition beyond its ceiling before any task run
   assert.match(record!.error!.message, /refused/);
   // The server may have dispatched the first task before the refusal reached it; the remote
   // never ran it: no output, no side effect.
-  assert.notEqual(record?.tasks[0].status, "completed");
+  assert.ok(
+    record?.tasks[0].status === "pending" || record?.tasks[0].status === "failed",
+    `the first task is ${record?.tasks[0].status}`,
+  );
   assert.deepEqual(Object.keys(record?.outputs ?? {}), []);
   await assert.rejects(Deno.stat(`${f.cwd}/out/b.txt`), Deno.errors.NotFound);
 });
