@@ -131,7 +131,7 @@ export function startDeno<T>(start: () => T): T {
 export async function inspectGraph(program: IsolateProgram, cwd: string): Promise<ModuleGraph> {
   const { code, stdout, stderr } = await startDeno(() =>
     new Deno.Command(Deno.execPath(), {
-      args: ["info", "--json", "--quiet", ...program.configArgs, program.entry],
+      args: ["info", "--json", "--quiet", "--no-lock", ...program.configArgs, program.entry],
       cwd,
       env: { NO_COLOR: "1" },
       stdin: "null",
@@ -146,7 +146,7 @@ export async function inspectGraph(program: IsolateProgram, cwd: string): Promis
     );
   if (code !== 0) throw fail(new TextDecoder().decode(stderr).trim());
   const info = JSON.parse(new TextDecoder().decode(stdout)) as {
-    modules?: { specifier: string; error?: string; npmPackage?: string }[];
+    modules?: { specifier: string; error?: string; npmPackage?: string; kind?: string }[];
     redirects?: Record<string, string>;
   };
   const files = new Set<string>();
@@ -162,6 +162,19 @@ export async function inspectGraph(program: IsolateProgram, cwd: string): Promis
   };
   for (const module of info.modules ?? []) {
     if (module.error) errors.push(`${module.specifier}: ${module.error}`);
+    if (module.specifier.startsWith("file:")) {
+      const file = fromFileUrl(module.specifier);
+      // Deno loads a module graph's files without a permission check: a graph that reaches
+      // raw bytes or text (a database, a key), or the client's own data folder, would hand
+      // them to a task that was granted nothing.
+      if (module.kind === "external") {
+        errors.push(
+          `${file} is imported as raw bytes or text; a task module may import only code and JSON`,
+        );
+      } else if (file.split(SEPARATOR).includes(".workflow")) {
+        errors.push(`${file} is in a .workflow data folder, which a task module may not import`);
+      }
+    }
     if (module.npmPackage) npm.add(module.npmPackage);
     else visit(module.specifier);
   }

@@ -409,6 +409,8 @@ class RemoteSession<W extends AnyWorkflow> {
           this.#key,
           done.length === 0
             ? `connected: run starts (${this.#workflow.tasks.length} tasks)`
+            : done.length === this.#workflow.tasks.length
+            ? `connected: the run has already finished (${done.length} tasks done)`
             : `connected: run resumes at task ${
               frame.welcome.nextTask + 1
             } of ${this.#workflow.tasks.length} (${done.length} done)`,

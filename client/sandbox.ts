@@ -188,13 +188,17 @@ class IsolatePool {
           "run",
           "--quiet",
           "--no-prompt",
+          "--no-lock", // an isolate never writes the operator's lockfile
           ...this.#program.configArgs,
           `--v8-flags=--max-old-space-size=${memory},--enforce-global-heap-limit,--maximum-global-heap-limit-factor=1`,
           ...permissionFlags(reviewed.permissions, this.#review.graph?.hosts),
           this.#program.entry,
         ],
         cwd: this.#review.cwd,
-        env: { NO_COLOR: "1" },
+        // Only what Deno needs to find its cache, and the variables the task may read:
+        // a task granted a program to run must not hand it every secret of the client.
+        clearEnv: true,
+        env: isolateEnv(reviewed.permissions.env),
         stdin: "piped",
         stdout: "piped",
         stderr: "piped",
@@ -486,4 +490,42 @@ function asWorkflowError(reason: unknown): WorkflowError {
   if (reason instanceof WorkflowError) return reason;
   const { code, message } = describeError(reason);
   return new WorkflowError(code, message);
+}
+
+/** The environment of an isolate: Deno's own variables and the ones the task may read. */
+function isolateEnv(grant: unknown): Record<string, string> {
+  // Each read is guarded: the client itself may run with a narrow --allow-env.
+  const read = (name: string) => {
+    try {
+      return Deno.env.get(name);
+    } catch {
+      return undefined;
+    }
+  };
+  const everything = () => {
+    try {
+      return Deno.env.toObject();
+    } catch {
+      return {};
+    }
+  };
+  const env: Record<string, string> = { NO_COLOR: "1" };
+  for (const name of ["HOME", "PATH", "DENO_DIR", "XDG_CACHE_HOME", "TMPDIR", "DENO_CERT"]) {
+    const value = read(name);
+    if (value !== undefined) env[name] = value;
+  }
+  if (grant === true) return { ...everything(), ...env };
+  if (Array.isArray(grant)) {
+    for (const pattern of grant as string[]) {
+      if (!pattern.endsWith("*")) {
+        const value = read(pattern);
+        if (value !== undefined) env[pattern] = value;
+        continue;
+      }
+      for (const [name, value] of Object.entries(everything())) {
+        if (name.startsWith(pattern.slice(0, -1))) env[name] = value;
+      }
+    }
+  }
+  return env;
 }

@@ -200,6 +200,10 @@ export function checkWorkflowKey(key: unknown, where: string): string {
       }`,
     );
   }
+  if (key === "." || key === "..") {
+    // Such a key cannot be named in a URL path (the dashboard's, the CLI's).
+    throw violation(`${where}: the workflow key cannot be "${key}"`);
+  }
   return key;
 }
 

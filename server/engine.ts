@@ -99,10 +99,11 @@ export class Engine {
         name: hello.definitionName,
         version: hello.definitionVersion,
         tasks: hello.tasks,
-      }) ?? "the fingerprints differ";
+      }) ??
+        "the task lists agree, so the live message declarations (topics, senders or replies) differ";
       throw new WorkflowError(
         ErrorCode.DefinitionMismatch,
-        `The remote's definition of workflow "${workflow.name}" differs from the server's (version ${workflow.version}): ${difference}. Run the same definition on both sides`,
+        `The remote's definition of workflow "${workflow.name}" differs from the server's (version ${workflow.version}) for run "${key}": ${difference}. Run the same definition on both sides`,
         { key },
       );
     }

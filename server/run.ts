@@ -487,7 +487,7 @@ export class Run {
   ) {
     const record = this.#taskRecord(task.name);
     record.error = error;
-    if (error.code === ErrorCode.ShuttingDown) {
+    if (this.#draining && error.code === ErrorCode.ShuttingDown) {
       // Interrupted by this server's shutdown, not failed: it runs again after a restart.
       record.status = "pending";
       await this.#commit();
@@ -524,16 +524,24 @@ export class Run {
 
   async #fail(task: string | undefined, error: { code: string; message: string }): Promise<void> {
     const remote = this.#remote;
+    const server = this.#server;
     this.#clearRemote();
+    this.#server = undefined;
     clearTimeout(this.#retryTimer);
     this.#retryTimer = undefined;
-    if (remote) {
-      // The remote attempt in flight will never report: it ends with the run.
-      const record = this.#taskRecord(remote.task.name);
+    for (const attempt of [remote, server]) {
+      if (!attempt) continue;
+      // The attempt in flight will never be recorded: it ends with the run.
+      const record = this.#taskRecord(attempt.task.name);
       if (record.status === "running") {
         Object.assign(record, { status: "failed", finishedAt: this.#env.now(), error });
       }
     }
+    server?.abort.abort(
+      new WorkflowError(ErrorCode.RunFailed, `Run "${this.key}" failed: ${error.message}`, {
+        key: this.key,
+      }),
+    );
     this.record.status = "failed";
     this.record.error = { ...error, ...(task ? { task } : {}) };
     await this.#advance([() => {

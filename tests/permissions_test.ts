@@ -508,3 +508,43 @@ Deno.test("the secret example's client prints its review with --dry-run, without
   }
   assert.doesNotMatch(text, /connected/);
 });
+
+Deno.test("a task module that imports raw bytes (the client's data, a key) is refused", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "raw_" });
+  try {
+    await Deno.mkdir(`${dir}/tasks`);
+    await Deno.mkdir(`${dir}/.workflow`);
+    await Deno.writeTextFile(`${dir}/.workflow/remote.db`, "the client's secrets");
+    await Deno.writeTextFile(`${dir}/deno.json`, '{ "unstable": ["raw-imports"] }');
+    await Deno.writeTextFile(
+      `${dir}/tasks/raw.ts`,
+      `import { defineWorkflow, remoteTasks, returns } from ${
+        JSON.stringify(new URL("../workflow/mod.ts", import.meta.url).href)
+      };
+export const raw = defineWorkflow("raw", { version: 1 }).remote("steal", { returns: returns<number>() });
+export const rawRemote = remoteTasks(raw, {
+  steal: async () => (await import("../.workflow/remote.db", { with: { type: "bytes" } })).default.length,
+}, { module: import.meta.url });
+`,
+    );
+    const { raw, rawRemote } = await import(`file://${dir}/tasks/raw.ts`);
+    await using server = await serve({
+      store: new MemoryStore(),
+      workflows: serverTasks(raw, {}),
+      port: 0,
+      progress: false,
+    });
+    const error = await failure(connect({
+      address: server.address,
+      key: "raw/1",
+      tasks: rawRemote,
+      sandbox: { config: `${dir}/deno.json` },
+      local: new MemoryLocalStore(),
+      progress: false,
+    }));
+    assert.match(error.message, /remote\.db is imported as raw bytes or text/);
+    assert.notEqual((await server.run("raw/1"))?.tasks[0].status, "completed");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -100,9 +100,9 @@ export class ConsolePrinter {
       const filled = Math.round(fraction * BAR_WIDTH);
       const bar = `${"█".repeat(filled)}${"░".repeat(BAR_WIDTH - filled)}`;
       const columns = terminalColumns();
-      let text = `${clock()}  ${key}  [${
+      let text = `${clock()}  ${printable(key)}  [${
         task.index + 1
-      }/${total}]  ${task.name}  ${bar} ${percent}  ${note}`;
+      }/${total}]  ${task.name}  ${bar} ${percent}  ${printable(note)}`;
       if (text.length > columns - 1) text = text.slice(0, columns - 2) + "…";
       Deno.stdout.writeSync(new TextEncoder().encode(`\r\x1b[2K${this.#paint("cyan", text)}`));
       this.#barShown = true;
@@ -130,7 +130,7 @@ export class ConsolePrinter {
     const style = STATUS_STYLE[status];
     const parts = [
       this.#paint("dim", clock()),
-      this.#paint("bold", key),
+      this.#paint("bold", printable(key)),
       `[${task.index + 1}/${total}]`,
       this.#paint(task.side === "server" ? "blue" : "magenta", task.side.padEnd(6)),
       task.name,
@@ -140,9 +140,11 @@ export class ConsolePrinter {
     if (detail.durationMs !== undefined) {
       parts.push(this.#paint("dim", formatDuration(detail.durationMs)));
     }
-    if (detail.note) parts.push(detail.note);
+    if (detail.note) parts.push(printable(detail.note));
     if (detail.error) {
-      parts.push(this.#paint("red", `${detail.error.code}: ${detail.error.message}`));
+      parts.push(
+        this.#paint("red", printable(`${detail.error.code}: ${detail.error.message}`)),
+      );
     }
     if (status !== "running") this.#lastPlain.delete(`${key}\u0000${task.name}`);
     this.#emit(parts.join("  "));
@@ -151,7 +153,9 @@ export class ConsolePrinter {
   /** Prints a free line about a run. */
   line(key: string, text: string, colour: Colour = "bold"): void {
     this.#emit(
-      `${this.#paint("dim", clock())}  ${this.#paint("bold", key)}  ${this.#paint(colour, text)}`,
+      `${this.#paint("dim", clock())}  ${this.#paint("bold", printable(key))}  ${
+        this.#paint(colour, printable(text))
+      }`,
     );
   }
 
@@ -171,7 +175,7 @@ export class ConsolePrinter {
       row.map((cell, c) => cell.padEnd(widths[c])).join("  ").trimEnd();
     const style = STATUS_STYLE[status];
     this.#emit(
-      `${this.#paint("bold", `run ${key}`)}  ${
+      `${this.#paint("bold", `run ${printable(key)}`)}  ${
         this.#paint(style.colour, `${style.mark} ${status}`)
       }`,
     );
@@ -180,10 +184,24 @@ export class ConsolePrinter {
       const colour = STATUS_STYLE[row.status].colour;
       this.#write(`  ${this.#paint(colour, format(cells[i]))}`);
       if (row.error && row.status !== "completed") {
-        this.#write(`     ${this.#paint("red", `${row.error.code}: ${row.error.message}`)}`);
+        this.#write(
+          `     ${this.#paint("red", printable(`${row.error.code}: ${row.error.message}`))}`,
+        );
       }
     });
   }
+}
+
+/**
+ * Text from a run (keys, notes, error messages) with its control characters made visible, so
+ * that nobody can move the cursor or retitle the terminal of whoever watches the run.
+ */
+export function printable(text: string): string {
+  // deno-lint-ignore no-control-regex
+  return text.replace(
+    /[\u0000-\u001f\u007f-\u009f]/g,
+    (c) => c === "\t" ? " " : `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
+  );
 }
 
 function terminalColumns(): number {

@@ -298,14 +298,18 @@ export class Workflow<
   }
 
   /**
-   * A SHA-256 over the name, version and ordered task names and sides: two processes run a
-   * workflow together only when their fingerprints agree.
+   * A SHA-256 over the name, version, ordered task names and sides, and message declarations:
+   * two processes run a workflow together only when their fingerprints agree.
    */
   get fingerprint(): string {
     this.#fingerprint ??= createHash("sha256").update(JSON.stringify({
       name: this.name,
       version: this.version,
       tasks: this.tasks.map((task) => [task.name, task.side]),
+      // Only when there are any, so that definitions without messages keep their fingerprint.
+      ...(this.messages.length > 0
+        ? { messages: this.messages.map((m) => [m.name, m.from, m.request]) }
+        : {}),
     })).digest("hex");
     return this.#fingerprint;
   }

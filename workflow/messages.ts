@@ -43,6 +43,9 @@ export type MessageHandler = (value: Value, info: { key: string; topic: string }
 /** Most messages of one topic kept for a task that has not asked for them yet. */
 export const MAX_QUEUED_MESSAGES = 10_000;
 
+/** Most bytes of messages kept, all topics together, for tasks that have not asked yet. */
+export const MAX_QUEUED_BYTES = 16 * 1024 * 1024;
+
 /** The default time a request waits for its reply, in ms. */
 export const DEFAULT_REQUEST_TIMEOUT = 30_000;
 
@@ -79,7 +82,8 @@ export class MessageHub {
   readonly #options: MessageHubOptions;
   #sequence = 0;
   readonly #pending = new Map<number, Pending>();
-  readonly #queues = new Map<string, Value[]>();
+  readonly #queues = new Map<string, { value: Value; bytes: number }[]>();
+  #queuedBytes = 0;
   readonly #waiters = new Map<string, Waiter[]>();
 
   constructor(options: MessageHubOptions) {
@@ -227,7 +231,11 @@ export class MessageHub {
       return Promise.reject(error);
     }
     const queue = this.#queues.get(topic);
-    if (queue?.length) return Promise.resolve(queue.shift() as Value);
+    const first = queue?.shift();
+    if (first) {
+      this.#queuedBytes -= first.bytes;
+      return Promise.resolve(first.value);
+    }
     return new Promise((resolve, reject) => {
       const waiters = this.#waiters.get(topic) ?? [];
       this.#waiters.set(topic, waiters);
@@ -343,15 +351,29 @@ export class MessageHub {
     const waiter = this.#waiters.get(frame.topic)?.shift();
     if (waiter) return waiter.resolve(value);
     if (handler) return; // handled; nobody else asked for it
+    // Kept for a task that asks later; the oldest go first when the bounds are reached.
     const queue = this.#queues.get(frame.topic) ?? [];
     this.#queues.set(frame.topic, queue);
-    if (queue.length >= MAX_QUEUED_MESSAGES) queue.shift();
-    queue.push(value);
+    queue.push({ value, bytes: frame.value.byteLength });
+    this.#queuedBytes += frame.value.byteLength;
+    while (queue.length > MAX_QUEUED_MESSAGES || this.#queuedBytes > MAX_QUEUED_BYTES) {
+      const dropped = this.#longest().shift()!;
+      this.#queuedBytes -= dropped.bytes;
+    }
+  }
+
+  #longest(): { value: Value; bytes: number }[] {
+    let longest: { value: Value; bytes: number }[] = [];
+    for (const queue of this.#queues.values()) if (queue.length > longest.length) longest = queue;
+    return longest;
   }
 
   /** The connection broke: requests waiting for a reply fail with `Unavailable`. */
   disconnected(reason: string): void {
     this.#sequence = 0;
+    // At most once per connection: what the gone side sent and nobody took is dropped.
+    this.#queues.clear();
+    this.#queuedBytes = 0;
     for (const pending of [...this.#pending.values()]) {
       pending.reject(
         new WorkflowError(
