@@ -197,12 +197,14 @@ export class ConsolePrinter {
  * that nobody can move the cursor or retitle the terminal of whoever watches the run.
  */
 export function printable(text: string): string {
-  // deno-lint-ignore no-control-regex
   return text.replace(
-    /[\u0000-\u001f\u007f-\u009f]/g,
+    CONTROL_CHARACTERS,
     (c) => c === "\t" ? " " : `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
   );
 }
+
+// deno-lint-ignore no-control-regex
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/g;
 
 function terminalColumns(): number {
   try {
