@@ -175,7 +175,7 @@ export async function connect<W extends AnyWorkflow>(
         const timeout = brokenSince === undefined
           ? options.connectTimeout ?? 5000
           : Math.max(1, brokenSince + reconnect!.giveUpAfter - Date.now());
-        await waitForReady(client, address, key, timeout);
+        await waitForReady(client, address, key, timeout, options.tls !== undefined);
         session = new RemoteSession(options, key, client, local, printer, isolation);
         const outputs = await session.run();
         await local.clear(key);
@@ -245,14 +245,18 @@ function waitForReady(
   address: string,
   key: string,
   timeout: number,
+  tls: boolean,
 ): Promise<void> {
   return new Promise((resolve, reject) => {
     client.waitForReady(Date.now() + timeout, (error) => {
       if (!error) return resolve();
+      const hint = tls
+        ? "is it running and listening there, and does the TLS handshake succeed (CA, client certificate, server name)?"
+        : "is it running and listening there? If the server uses TLS, pass connect({ tls })";
       reject(
         new WorkflowError(
           ErrorCode.Unavailable,
-          `Cannot reach the workflow server at ${address} within ${timeout} ms (run "${key}"); is it running and listening there?`,
+          `Cannot reach the workflow server at ${address} within ${timeout} ms (run "${key}"); ${hint}`,
           { key, cause: error },
         ),
       );
@@ -456,6 +460,16 @@ class RemoteSession<W extends AnyWorkflow> {
       }
       case "failed": {
         const { task, error } = frame.failed;
+        if (error.code === ErrorCode.Cancelled) {
+          this.#printer?.line(this.#key, `run cancelled: ${error.message}`, "magenta");
+          return {
+            ok: false,
+            error: new WorkflowError(ErrorCode.Cancelled, error.message, {
+              key: this.#key,
+              ...(task ? { task } : {}),
+            }),
+          };
+        }
         this.#printer?.line(
           this.#key,
           `run failed${task ? ` at task "${task}"` : ""}: ${error.message}`,
@@ -547,8 +561,14 @@ class RemoteSession<W extends AnyWorkflow> {
           };
         }
       }
-      const error = describeError(outcome.error);
-      this.#printTask(name, "failed", { attempt, error });
+      // An attempt stopped by the server (cancelled, timed out) failed for that reason, whatever
+      // the task or its isolate reported as it was stopped.
+      const reason = running.abort.signal.aborted ? running.abort.signal.reason : undefined;
+      const error = describeError(reason instanceof WorkflowError ? reason : outcome.error);
+      this.#printTask(name, error.code === ErrorCode.Cancelled ? "cancelled" : "failed", {
+        attempt,
+        error,
+      });
       this.#send({ kind: "failure", failure: { task: name, attempt, error } });
     })();
   }

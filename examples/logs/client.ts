@@ -30,8 +30,15 @@ const { values } = parseArgs({
     key: { type: "string", default: `logs-summary/${Date.now()}` },
     dir: { type: "string", default: fileURLToPath(new URL(".", import.meta.url)) },
     "dry-run": { type: "boolean", default: false },
+    help: { type: "boolean", short: "h", default: false },
   },
 });
+if (values.help) {
+  console.log(
+    "usage: client.ts [--host 127.0.0.1] [--port 50052] [--key K] [--dir examples/logs] [--dry-run]",
+  );
+  Deno.exit(0);
+}
 
 const options = {
   cwd: values.dir,

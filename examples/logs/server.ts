@@ -17,8 +17,13 @@ const { values } = parseArgs({
     host: { type: "string", default: "127.0.0.1" },
     port: { type: "string", default: "50052" },
     solo: { type: "boolean", default: false },
+    help: { type: "boolean", short: "h", default: false },
   },
 });
+if (values.help) {
+  console.log("usage: server.ts [--host 127.0.0.1] [--port 50052] [--solo]");
+  Deno.exit(0);
+}
 
 const server = await serve({
   workflows: logsServerTasks,

@@ -2,7 +2,7 @@
  * The server of the secret workflow.
  *
  *     deno run -A examples/secret/server.ts [--host 127.0.0.1] [--port 50051] [--solo]
- *       [--store .workflow/runs.db | --memory] [--step-delay ms]
+ *       [--store .workflow/runs.db | --memory] [--step-delay ms] [--dashboard port]
  *
  * Runs are kept in an SQLite file (`--store`), so a server killed mid-run continues its
  * runs when it starts again on the same file.
@@ -22,12 +22,13 @@ const { values } = parseArgs({
     store: { type: "string", default: ".workflow/runs.db" },
     memory: { type: "boolean", default: false },
     "step-delay": { type: "string", default: "0" },
+    dashboard: { type: "string" },
     help: { type: "boolean", short: "h", default: false },
   },
 });
 if (values.help) {
   console.log(
-    "usage: server.ts [--host 127.0.0.1] [--port 50051] [--solo] [--store .workflow/runs.db | --memory] [--step-delay ms]",
+    "usage: server.ts [--host 127.0.0.1] [--port 50051] [--solo] [--store .workflow/runs.db | --memory] [--step-delay ms] [--dashboard port]",
   );
   Deno.exit(0);
 }
@@ -49,10 +50,12 @@ const server = await serve({
   port,
   solo: values.solo,
   store: values.memory ? new MemoryStore() : new SQLiteStore({ path: values.store }),
+  ...(values.dashboard === undefined ? {} : { dashboard: { port: Number(values.dashboard) } }),
 });
 console.log(
   `server: listening on ${server.address}${values.solo ? " (solo: exits after one run)" : ""}`,
 );
+if (server.dashboardUrl) console.log(`server: dashboard at ${server.dashboardUrl}`);
 Deno.addSignalListener("SIGINT", () => server.shutdown());
 if (Deno.build.os !== "windows") Deno.addSignalListener("SIGTERM", () => server.shutdown());
 await server.finished;
