@@ -4,35 +4,13 @@
  *
  * @module
  */
-import { formatDuration } from "../workflow/console.ts";
+import { ANSI, type Colour, formatDuration, STATUS_STYLE } from "../workflow/console.ts";
 import type { RunView, TaskView } from "../server/dashboard.ts";
-import type { RunStatus, RunSummary, TaskStatus, WorkflowEvent } from "../workflow/state.ts";
+import type { RunStatus, RunSummary, WorkflowEvent } from "../workflow/state.ts";
 
-const ANSI = {
-  reset: "\x1b[0m",
-  dim: "\x1b[2m",
-  bold: "\x1b[1m",
-  red: "\x1b[31m",
-  green: "\x1b[32m",
-  yellow: "\x1b[33m",
-  blue: "\x1b[34m",
-  magenta: "\x1b[35m",
-  cyan: "\x1b[36m",
-} as const;
+export type { Colour };
 
-/** A colour name. */
-export type Colour = keyof typeof ANSI;
-
-/** The same marks and colours as the server's console table (`workflow/console.ts`). */
-const STATUS: Record<TaskStatus | RunStatus, { mark: string; colour: Colour }> = {
-  pending: { mark: "·", colour: "dim" },
-  running: { mark: "▶", colour: "cyan" },
-  completed: { mark: "✔", colour: "green" },
-  skipped: { mark: "↷", colour: "green" },
-  failed: { mark: "✘", colour: "red" },
-  retrying: { mark: "↻", colour: "yellow" },
-  cancelled: { mark: "■", colour: "magenta" },
-};
+const STATUS = STATUS_STYLE;
 
 /**
  * Removes what could drive a terminal from run data: control characters (C0, DEL, C1) are

@@ -8,8 +8,12 @@ import { CliError, type SourceArgs, UsageError } from "./_args.ts";
 import { pollEvents } from "./_poll.ts";
 import { REQUEST_HEADER, type RunView, toRunView } from "../server/dashboard.ts";
 import type { ListOptions, RunStore } from "../server/store.ts";
-import { ErrorCode } from "../workflow/errors.ts";
-import type { RunStatus, RunSummary, WorkflowEvent } from "../workflow/state.ts";
+import {
+  markCancelled,
+  type RunStatus,
+  type RunSummary,
+  type WorkflowEvent,
+} from "../workflow/state.ts";
 
 /** A page of runs, as `GET /api/runs` and `list --json` give it. */
 export interface RunPage {
@@ -158,15 +162,7 @@ class StoreSource implements Source {
         error: `Run "${key}" has already ended (${record.status})`,
       };
     }
-    const message = `Run "${key}" was cancelled: ${options.reason}`;
-    for (const task of record.tasks) {
-      if (task.status === "running" || task.status === "retrying") {
-        task.status = "cancelled";
-        task.error = { code: ErrorCode.Cancelled, message };
-      }
-    }
-    record.status = "cancelled";
-    record.error = { code: ErrorCode.Cancelled, message };
+    markCancelled(record, `Run "${key}" was cancelled: ${options.reason}`, Date.now());
     record.version++;
     record.updatedAt = Date.now();
     try {

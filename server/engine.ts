@@ -6,7 +6,12 @@
  */
 import { firstDifference } from "../workflow/definition.ts";
 import { ErrorCode, WorkflowError } from "../workflow/errors.ts";
-import { RECORD_SCHEMA, type RunRecord, type WorkflowEvent } from "../workflow/state.ts";
+import {
+  markCancelled,
+  RECORD_SCHEMA,
+  type RunRecord,
+  type WorkflowEvent,
+} from "../workflow/state.ts";
 import type { TaskSet } from "../workflow/task.ts";
 import type { Hello } from "../proto/wire.ts";
 import { notAccessible } from "./auth.ts";
@@ -183,15 +188,7 @@ export class Engine {
       return (await this.#run(key, tasks)).cancel(reason);
     }
     // A run of a definition this server does not serve: record the cancellation directly.
-    const message = `Run "${key}" was cancelled: ${reason}`;
-    for (const task of record.tasks) {
-      if (task.status === "running" || task.status === "retrying") {
-        task.status = "cancelled";
-        task.error = { code: ErrorCode.Cancelled, message };
-      }
-    }
-    record.status = "cancelled";
-    record.error = { code: ErrorCode.Cancelled, message };
+    markCancelled(record, `Run "${key}" was cancelled: ${reason}`, this.#now());
     record.version++;
     record.updatedAt = this.#now();
     await this.#options.store.save(record);

@@ -10,7 +10,12 @@
 import type { TaskDeclaration } from "../workflow/definition.ts";
 import { describeError, ErrorCode, WorkflowError } from "../workflow/errors.ts";
 import type { Value } from "../workflow/payload.ts";
-import type { RunRecord, TaskRecord, WorkflowEvent } from "../workflow/state.ts";
+import {
+  markCancelled,
+  type RunRecord,
+  type TaskRecord,
+  type WorkflowEvent,
+} from "../workflow/state.ts";
 import type { LocalData, TaskContext, TaskSet } from "../workflow/task.ts";
 import { retryDelay, runAttempt } from "../workflow/attempt.ts";
 import { MessageHub } from "../workflow/messages.ts";
@@ -271,23 +276,7 @@ export class Run {
       this.#clearRemote();
       clearTimeout(this.#retryTimer);
       this.#retryTimer = undefined;
-      let task: string | undefined;
-      for (const record of this.record.tasks) {
-        if (record.status === "running" || record.status === "retrying") {
-          Object.assign(record, {
-            status: "cancelled",
-            finishedAt: now,
-            error: { code: ErrorCode.Cancelled, message: error.message },
-          });
-          task ??= record.name;
-        }
-      }
-      this.record.status = "cancelled";
-      this.record.error = {
-        code: ErrorCode.Cancelled,
-        message: error.message,
-        ...(task ? { task } : {}),
-      };
+      markCancelled(this.record, error.message, now);
       await this.#commit();
       server?.abort.abort(error);
       if (remote) {

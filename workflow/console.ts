@@ -10,7 +10,8 @@ import type { ErrorRecord, RunStatus, TaskStatus } from "./state.ts";
 /** Where printed lines go. */
 export type LineWriter = (line: string) => void;
 
-const ANSI = {
+/** The escape sequences of the colours used on consoles. */
+export const ANSI = {
   reset: "\x1b[0m",
   dim: "\x1b[2m",
   bold: "\x1b[1m",
@@ -22,9 +23,11 @@ const ANSI = {
   cyan: "\x1b[36m",
 } as const;
 
-type Colour = keyof typeof ANSI;
+/** A colour name. */
+export type Colour = keyof typeof ANSI;
 
-const STATUS_STYLE: Record<TaskStatus | RunStatus, { mark: string; colour: Colour }> = {
+/** The mark and colour of each task and run status, shared by every console view. */
+export const STATUS_STYLE: Record<TaskStatus | RunStatus, { mark: string; colour: Colour }> = {
   pending: { mark: "·", colour: "dim" },
   running: { mark: "▶", colour: "cyan" },
   completed: { mark: "✔", colour: "green" },

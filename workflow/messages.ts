@@ -14,22 +14,11 @@ import type { AnyWorkflow, MessageDeclaration, Side } from "./definition.ts";
 import { ErrorCode, WorkflowError } from "./errors.ts";
 import type { Value } from "./payload.ts";
 import { decodePayload, encodePayload } from "../proto/payload.ts";
+import type { LiveMessage } from "../proto/wire.ts";
 
-/** A message as it travels (the wire's `LiveMessage`). */
-export interface MessageFrame {
-  /** The sending task, or `""` when the run itself sends (for example a server push). */
-  task: string;
-  /** The sending task's attempt, or 0. */
-  attempt: number;
-  /** The declared topic. */
-  topic: string;
-  /** Numbers the sender's messages on this connection, from 1. */
-  sequence: number;
-  /** For a reply: the sequence of the request it answers; otherwise 0. */
-  replyTo: number;
-  /** The encoded value (for a reply: `{ ok, value }` or `{ ok: false, error }`). */
-  value: Uint8Array;
-}
+/** A message as it travels: the wire's `LiveMessage` (`task` is `""` when the run itself
+ * sends, and a reply's `replyTo` is the sequence of the request it answers). */
+export type MessageFrame = LiveMessage;
 
 /** Who sends a message: a task attempt, or the run itself. */
 export interface MessageSender {
@@ -305,25 +294,20 @@ export class MessageHub {
     const info = { key: this.#options.key, topic: frame.topic };
     if (declaration.request) {
       const answer = (body: unknown) => {
+        let value: Uint8Array;
         try {
-          this.#options.transmit({
-            task: "",
-            attempt: 0,
-            topic: frame.topic,
-            sequence: ++this.#sequence,
-            replyTo: frame.sequence,
-            value: encodePayload(body, `reply to message "${frame.topic}"`),
-          });
+          value = encodePayload(body, `reply to message "${frame.topic}"`);
         } catch (error) {
-          this.#options.transmit({
-            task: "",
-            attempt: 0,
-            topic: frame.topic,
-            sequence: ++this.#sequence,
-            replyTo: frame.sequence,
-            value: encodePayload({ ok: false, error: describe(error) }, "reply"),
-          });
+          value = encodePayload({ ok: false, error: describe(error) }, "reply");
         }
+        this.#options.transmit({
+          task: "",
+          attempt: 0,
+          topic: frame.topic,
+          sequence: ++this.#sequence,
+          replyTo: frame.sequence,
+          value,
+        });
       };
       if (!handler) {
         answer({

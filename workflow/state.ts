@@ -128,6 +128,26 @@ export interface RunSummary {
   updatedAt: number;
 }
 
+/**
+ * Records a run as cancelled: its unfinished attempts and the run itself, with `message` as
+ * the reason. The caller bumps the version and saves.
+ *
+ * @returns The first task that was in flight, if one was.
+ */
+export function markCancelled(record: RunRecord, message: string, now: number): string | undefined {
+  const error = { code: "Cancelled", message };
+  let inFlight: string | undefined;
+  for (const task of record.tasks) {
+    if (task.status === "running" || task.status === "retrying") {
+      Object.assign(task, { status: "cancelled", finishedAt: now, error });
+      inFlight ??= task.name;
+    }
+  }
+  record.status = "cancelled";
+  record.error = { ...error, ...(inFlight ? { task: inFlight } : {}) };
+  return inFlight;
+}
+
 /** The summary of a record. */
 export function summarize(record: RunRecord): RunSummary {
   return {
