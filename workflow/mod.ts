@@ -67,3 +67,12 @@ export type {
   ResolvedGrant,
   ResolvedPermissions,
 } from "./permissions.ts";
+export type {
+  ErrorRecord,
+  RunRecord,
+  RunStatus,
+  RunSummary,
+  TaskRecord,
+  TaskStatus,
+  WorkflowEvent,
+} from "./state.ts";
