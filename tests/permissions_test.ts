@@ -36,6 +36,8 @@ import {
   QUERIES,
   spin,
   spinRemote,
+  stubborn,
+  stubbornRemote,
 } from "./fixtures/sandboxed.ts";
 import { spawnDeno } from "./_helpers/process.ts";
 import { logsRemoteTasks } from "../examples/logs/remote_tasks.ts";
@@ -88,6 +90,7 @@ async function fixture(): Promise<Fixture> {
       serverTasks(granted, {}),
       serverTasks(spin, {}),
       serverTasks(hog, {}),
+      serverTasks(stubborn, {}),
     ],
     port: 0,
     progress: false,
@@ -325,6 +328,26 @@ Deno.test("a busy-looping task is killed at its timeout", async (t) => {
     assert.ok(local.seen.has("pid"), "the task reported its pid");
     await assertGone(decodePayload(local.seen.get("pid")!, "pid") as number);
   });
+});
+
+Deno.test("cancelling a run kills the isolate of a task that ignores its signal", async () => {
+  await using f = await fixture();
+  const local = new RecordingLocalStore();
+  const spinning = (async () => {
+    for await (const event of f.server.events()) {
+      if (event.type === "task.progress" && event.key === "stubborn/1") return;
+    }
+  })();
+  const run = failure(
+    connect(options(f, "stubborn/1", stubbornRemote, { local, sandbox: { killGrace: 200 } })),
+  );
+  await spinning;
+  assert.equal(await f.server.cancel("stubborn/1", "stop spinning"), true);
+  const error = await run;
+  assert.equal(error.code, ErrorCode.Cancelled);
+  assert.match(error.message, /stop spinning/);
+  assert.equal((await f.server.run("stubborn/1"))?.status, "cancelled");
+  await assertGone(decodePayload(local.seen.get("pid")!, "pid") as number);
 });
 
 /** Checks that process `pid` no longer exists (Linux: its /proc entry is gone). */
