@@ -188,7 +188,9 @@ export async function connect<W extends AnyWorkflow>(
         }
         const code = (error as WorkflowError).code;
         if (options.signal?.aborted || !reconnect || !attached || !RECONNECTABLE.has(code)) {
-          if (code === ErrorCode.RunFailed) await local.clear(key);
+          // The run is over (not merely left by this remote): its private data goes too.
+          const over = code === ErrorCode.RunFailed || code === ErrorCode.Cancelled;
+          if (over && !options.signal?.aborted) await local.clear(key);
           throw error;
         }
         brokenSince ??= Date.now();
