@@ -548,6 +548,8 @@ class RemoteSession<W extends AnyWorkflow> {
         try {
           const output = encodePayload(outcome.output, "output");
           this.#send({ kind: "result", result: { task: name, attempt, output } });
+          // Kept here: the server does not send a remote's own outputs back to it.
+          this.#store([{ task: name, value: output }]);
           this.#printTask(name, outcome.skipped ? "skipped" : "completed", { attempt, durationMs });
           return;
         } catch (error) {

@@ -66,10 +66,11 @@ export interface TransportOptions {
   token?: string;
   /** More metadata (request headers) sent on every call, for an authenticator of your own. */
   metadata?: Readonly<Record<string, string>>;
-  /** The largest frame the remote accepts from the server, in bytes. Keep it at least the
-   * server's `limits.maxMessageBytes`: outputs travel back to the remote.
+  /** The largest frame the remote accepts from the server, in bytes. A remote that comes back
+   * to a run receives every output of the run in one frame, so this bounds the outputs of a
+   * run the remote can resume; the server's own inbound limit stays 4 MiB per frame.
    *
-   * @default {4194304} (4 MiB) */
+   * @default {67108864} (64 MiB) */
   maxMessageBytes?: number;
   /** How often the remote pings the server while a call is open, in ms, so that proxies
    * and NATs keep a long idle run's call alive. `0` sends no pings.
@@ -104,7 +105,7 @@ export function clientTransport(address: string, options: TransportOptions): Cli
   const channel: grpc.ClientOptions = {
     "grpc.max_receive_message_length": positive(
       options.maxMessageBytes,
-      4 * 1024 * 1024,
+      64 * 1024 * 1024,
       "maxMessageBytes",
     ),
   };

@@ -583,6 +583,7 @@ export class Run {
       return;
     }
     this.#values.set(name, value);
+    this.#sent.add(name); // the remote made it: it never needs it back
     await this.#completed(remote.task, attempt, result.output, false);
   }
 

@@ -14,7 +14,7 @@ import {
   relayServer,
 } from "./_helpers/workflows.ts";
 import { hello, rawCall } from "./_helpers/raw_call.ts";
-import { defineWorkflow, remoteTasks, returns } from "../mod.ts";
+import { defineWorkflow, remoteTasks, returns, serverTasks } from "../mod.ts";
 import { Status } from "../proto/status.ts";
 
 const quiet = { progress: false } as const;
@@ -514,4 +514,45 @@ Deno.test("shutdown() lets an in-flight server task finish within the grace peri
     "completed",
     "the in-flight task finished and was recorded",
   );
+});
+
+Deno.test("outputs travel to the remote once, and a run whose outputs exceed one frame resumes", async () => {
+  const MiB = 1024 * 1024;
+  const big = defineWorkflow("big", { version: 1 })
+    .remote("a", { returns: returns<Uint8Array>() })
+    .remote("b", { returns: returns<Uint8Array>() })
+    .server("c", { returns: returns<Uint8Array>() })
+    .remote("d", { returns: returns<number>() });
+  await using server = await serve({
+    workflows: serverTasks(big, { c: () => new Uint8Array(3 * MiB).fill(3) }),
+    port: 0,
+    store: new MemoryStore(),
+    ...quiet,
+  });
+  const remote = remoteTasks(big, {
+    a: () => new Uint8Array(3 * MiB).fill(1),
+    b: () => new Uint8Array(3 * MiB).fill(2),
+    d: (input) => input.a[0] + input.b[0] + input.c[0],
+  });
+  const first = await connect({
+    address: server.address,
+    key: "big/1",
+    tasks: remote,
+    local: new MemoryLocalStore(),
+    isolation: "none",
+    ...quiet,
+  });
+  assert.equal(first.d, 6);
+  // A remote that comes back gets every output (9 MiB) in its welcome, past the server's 4 MiB
+  // inbound limit, which applies to what remotes send.
+  const again = await connect({
+    address: server.address,
+    key: "big/1",
+    tasks: remote,
+    local: new MemoryLocalStore(),
+    isolation: "none",
+    ...quiet,
+  });
+  assert.equal(again.c.byteLength, 3 * MiB);
+  assert.equal(again.d, 6);
 });
