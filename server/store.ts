@@ -95,7 +95,7 @@ export class MemoryStore implements RunStore {
     if ((stored?.version ?? 0) !== record.version - 1) {
       return Promise.reject(conflict(record.key, record.version - 1, stored?.version));
     }
-    this.#runs.set(record.key, copy(record));
+    this.#runs.set(record.key, snapshot(record, stored));
     return Promise.resolve();
   }
 
@@ -115,6 +115,56 @@ export class MemoryStore implements RunStore {
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
+}
+
+/**
+ * The memory store's own copy of a record, made for its known shape (the generic deep copy
+ * below was most of the cost of a step): nested objects are spread, and an output or local
+ * value whose bytes did not change since the previous save keeps its previous copy.
+ */
+function snapshot(record: RunRecord, previous: RunRecord | undefined): RunRecord {
+  return {
+    ...record,
+    definition: { ...record.definition },
+    tasks: record.tasks.map((task) => ({
+      ...task,
+      ...(task.error ? { error: { ...task.error } } : {}),
+      ...(task.progress ? { progress: { ...task.progress } } : {}),
+    })),
+    outputs: bytesMap(record.outputs, previous?.outputs),
+    local: bytesMap(record.local, previous?.local),
+    ...(record.error ? { error: { ...record.error } } : {}),
+  };
+}
+
+function bytesMap(
+  map: Record<string, Uint8Array>,
+  previous: Record<string, Uint8Array> | undefined,
+): Record<string, Uint8Array> {
+  const result: Record<string, Uint8Array> = {};
+  for (const key in map) {
+    if (!Object.hasOwn(map, key)) continue;
+    const value = map[key];
+    const before = previous !== undefined && Object.hasOwn(previous, key)
+      ? previous[key]
+      : undefined;
+    const kept = before !== undefined && sameBytes(before, value) ? before : new Uint8Array(value);
+    if (key === "__proto__") {
+      Object.defineProperty(result, key, {
+        value: kept,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+    } else result[key] = kept;
+  }
+  return result;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.byteLength !== b.byteLength) return false;
+  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /**
