@@ -586,6 +586,8 @@ class RemoteSession<W extends AnyWorkflow> {
         return bytes ? decodePayload(bytes, `local "${name}"`) as T : undefined;
       },
       async set(name: string, value: Value): Promise<void> {
+        // An abandoned attempt (timed out, cancelled) may not overwrite a newer one's data.
+        signal.throwIfAborted();
         await local.set(key, name, encodePayload(value, `local "${name}"`));
       },
     };
@@ -598,12 +600,16 @@ class RemoteSession<W extends AnyWorkflow> {
       local: data,
       heartbeat: () => this.#send({ kind: "heartbeat", heartbeat: { task, attempt } }),
       messages: {
-        send: (topic: string, value: unknown) => this.#hub.send(topic, value, { task, attempt }),
+        send: (topic: string, value: unknown) => {
+          signal.throwIfAborted();
+          this.#hub.send(topic, value, { task, attempt });
+        },
         request: (topic: string, value: unknown, options?: { timeout?: number }) =>
           this.#hub.request(topic, value, { task, attempt }, { ...options, signal }),
         receive: (topic: string) => this.#hub.receive(topic, signal),
       } as TaskContext["messages"],
       progress: (fraction: number, note = "") => {
+        if (signal.aborted) return; // an abandoned attempt's progress is not news
         if (!Number.isFinite(fraction) || fraction < 0 || fraction > 1) {
           throw new RangeError(
             `Cannot report progress ${fraction}: expected a fraction from 0 to 1`,

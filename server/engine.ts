@@ -114,6 +114,12 @@ export class Engine {
     }
     const run = await this.#run(key, tasks, { principal });
     await run.attach(connection);
+    if (run.record.status !== "running") {
+      // A remote fetched a finished run's result: the run goes back to living in the store.
+      run.settled().then(() => {
+        if (this.#runs.get(key) === run && !run.attached) this.#runs.delete(key);
+      });
+    }
     return run;
   }
 
@@ -138,9 +144,16 @@ export class Engine {
     // --- end of run ownership ---
     const { definition } = run.record;
     if (definition.fingerprint !== tasks.workflow.fingerprint) {
+      // This server can never serve it: it lives on in the store, untouched.
+      if (this.#runs.get(run.key) === run && !run.attached) this.#runs.delete(run.key);
+      const difference = firstDifference(tasks.workflow, {
+        name: definition.name,
+        version: definition.version,
+        tasks: run.record.tasks,
+      }) ?? "the task lists agree, so the live message declarations differ";
       throw new WorkflowError(
         ErrorCode.DefinitionMismatch,
-        `Run "${run.key}" belongs to workflow "${definition.name}" version ${definition.version}, not "${tasks.workflow.name}" version ${tasks.workflow.version}: it cannot continue under another definition; use a new workflow key`,
+        `Run "${run.key}" was started under another definition of workflow "${definition.name}" (stored version ${definition.version}, this server's version ${tasks.workflow.version}): in the stored run, ${difference}. It cannot continue under another definition; finish it with the old definition, or use a new workflow key`,
         { key: run.key },
       );
     }
@@ -263,8 +276,8 @@ export class Engine {
       },
       broken: (run, error) => {
         // The in-memory record may now be ahead of the store: forget it; the next hello
-        // reloads the run from the store.
-        this.#runs.delete(run.key);
+        // reloads the run from the store. (Only this object: a newer one may hold the key.)
+        if (this.#runs.get(run.key) === run) this.#runs.delete(run.key);
         run.close(
           new WorkflowError(
             ErrorCode.Internal,

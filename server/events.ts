@@ -49,16 +49,23 @@ export class EventHub {
     this.#subscribers.clear();
   }
 
-  /** Events published from now on, until the signal aborts or the hub closes. */
-  async *subscribe(options: SubscribeOptions = {}): AsyncGenerator<WorkflowEvent> {
+  /**
+   * Events published from now on (from this call, not from the first `next()`), until the
+   * signal aborts or the hub closes. Events wait in a bounded buffer until they are read.
+   */
+  subscribe(options: SubscribeOptions = {}): AsyncGenerator<WorkflowEvent> {
     const subscriber: Subscriber = { queue: [], limit: options.buffer ?? 10_000, closed: false };
-    if (options.signal?.aborted) return;
-    this.#subscribers.add(subscriber);
+    if (options.signal?.aborted) subscriber.closed = true;
+    else this.#subscribers.add(subscriber);
     const onAbort = () => {
       subscriber.closed = true;
       subscriber.wake?.();
     };
     options.signal?.addEventListener("abort", onAbort, { once: true });
+    return this.#read(subscriber, () => options.signal?.removeEventListener("abort", onAbort));
+  }
+
+  async *#read(subscriber: Subscriber, cleanUp: () => void): AsyncGenerator<WorkflowEvent> {
     try {
       while (true) {
         while (subscriber.queue.length > 0) yield subscriber.queue.shift()!;
@@ -68,7 +75,7 @@ export class EventHub {
       }
     } finally {
       this.#subscribers.delete(subscriber);
-      options.signal?.removeEventListener("abort", onAbort);
+      cleanUp();
     }
   }
 }

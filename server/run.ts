@@ -717,11 +717,22 @@ export class Run {
         return Promise.resolve(bytes ? decodePayload(bytes, `local "${name}"`) as T : undefined);
       },
       set: async (name: string, value: Value): Promise<void> => {
+        // An abandoned attempt (timed out, cancelled) may not overwrite a newer one's data.
+        signal.throwIfAborted();
         const bytes = encodePayload(value, `local "${name}"`);
+        let failure: unknown;
         await this.#enqueue(async () => {
+          if (signal.aborted) return;
           this.record.local[name] = bytes;
-          await this.#commit();
-        });
+          try {
+            await this.#commit();
+          } catch (error) {
+            failure = error;
+            throw error; // the run is unloaded: its record is no longer trusted
+          }
+        }).catch(() => {});
+        signal.throwIfAborted();
+        if (failure) throw failure;
       },
     };
     return {
@@ -734,6 +745,7 @@ export class Run {
       heartbeat: () => {},
       messages: {
         send: (topic: string, value: unknown) => {
+          signal.throwIfAborted();
           this.#hub.send(topic, value, { task: task.name, attempt });
           this.#publish({ type: "message", topic, from: "server", task: task.name, attempt });
         },
@@ -742,6 +754,7 @@ export class Run {
         receive: (topic: string) => this.#hub.receive(topic, signal),
       } as TaskContext["messages"],
       progress: (fraction: number, note = "") => {
+        if (signal.aborted) return; // an abandoned attempt's progress is not news
         if (!Number.isFinite(fraction) || fraction < 0 || fraction > 1) {
           throw new RangeError(
             `Cannot report progress ${fraction}: expected a fraction from 0 to 1`,

@@ -17,7 +17,7 @@ import {
   WorkflowError,
 } from "../mod.ts";
 import { MAX_QUEUED_BYTES, MessageHub } from "../workflow/messages.ts";
-import { encodePayload } from "../proto/payload.ts";
+import { decodePayload, encodePayload } from "../proto/payload.ts";
 import { printable } from "../workflow/console.ts";
 import { hello, rawCall } from "./_helpers/raw_call.ts";
 
@@ -159,4 +159,97 @@ Deno.test('the keys "." and ".." are refused: no URL path can name them', async 
       new RegExp(`cannot be "${key.replaceAll(".", "\\.")}"`),
     );
   }
+});
+
+Deno.test("a reply prepared for a connection that ended is never sent on the next one", async () => {
+  const flow = defineWorkflow("late", { version: 1 })
+    .message("ask", { from: "remote", value: returns<string>(), reply: returns<string>() })
+    .server("s");
+  const sent: number[] = [];
+  let answer!: (reply: string) => void;
+  const hub = new MessageHub({
+    side: "server",
+    workflow: flow,
+    key: "late/1",
+    handlers: { ask: () => new Promise<string>((resolve) => answer = resolve) },
+    transmit: (frame) => {
+      sent.push(frame.replyTo);
+      return true;
+    },
+  });
+  hub.deliver({
+    task: "",
+    attempt: 0,
+    topic: "ask",
+    sequence: 1,
+    replyTo: 0,
+    value: encodePayload("delete everything?", "ask"),
+  });
+  await Promise.resolve();
+  hub.disconnected("the call ended");
+  answer("yes");
+  await new Promise((resolve) => setTimeout(resolve, 0)); // lets the handler's answer settle
+  assert.deepEqual(sent, [], "the late reply was dropped");
+});
+
+Deno.test("an abandoned attempt cannot overwrite local data or report progress", async () => {
+  const flow = defineWorkflow("stale", { version: 1 })
+    .server("s", { timeout: 50, retry: { maxAttempts: 2, initialDelay: 1, maxDelay: 1 } })
+    .remote("r");
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => release = resolve);
+  let staleWrite: unknown;
+  const written = Promise.withResolvers<void>();
+  await using server = await serve({
+    workflows: serverTasks(flow, {
+      s: async (_input, ctx) => {
+        if (ctx.attempt === 1) {
+          await held; // ignores its signal, then writes late
+          await ctx.local.set("x", "attempt 1").catch((error) => staleWrite = error);
+          ctx.progress(0.5, "late");
+          written.resolve();
+          return;
+        }
+        await ctx.local.set("x", "attempt 2");
+      },
+    }),
+    port: 0,
+    store: new MemoryStore(),
+    progress: false,
+  });
+  await connect({
+    address: server.address,
+    key: "stale/1",
+    tasks: remoteTasks(flow, { r: () => {} }),
+    ...quiet,
+  });
+  release();
+  await written.promise;
+  assert.ok(staleWrite instanceof Error, "the late write was refused");
+  const record = await server.run("stale/1");
+  assert.equal(decodePayload(record!.local.x, "x"), "attempt 2");
+  assert.equal(record!.tasks[0].progress, undefined);
+});
+
+Deno.test("events() records from the call, not from the first read", async () => {
+  const flow = defineWorkflow("eager", { version: 1 }).remote("r");
+  await using server = await serve({
+    workflows: serverTasks(flow, {}),
+    port: 0,
+    store: new MemoryStore(),
+    progress: false,
+  });
+  const events = server.events();
+  await connect({
+    address: server.address,
+    key: "eager/1",
+    tasks: remoteTasks(flow, { r: () => {} }),
+    ...quiet,
+  });
+  const seen: string[] = [];
+  for await (const event of events) {
+    seen.push(event.type);
+    if (event.type === "run.completed") break;
+  }
+  assert.equal(seen[0], "run.started");
 });

@@ -70,6 +70,8 @@ export interface MessageHubOptions {
 export class MessageHub {
   readonly #options: MessageHubOptions;
   #sequence = 0;
+  /** Counts connections: a reply prepared on one is never sent on the next. */
+  #connection = 0;
   readonly #pending = new Map<number, Pending>();
   readonly #queues = new Map<string, { value: Value; bytes: number }[]>();
   #queuedBytes = 0;
@@ -293,7 +295,10 @@ export class MessageHub {
     const handler = this.#options.handlers?.[frame.topic];
     const info = { key: this.#options.key, topic: frame.topic };
     if (declaration.request) {
+      const connection = this.#connection;
       const answer = (body: unknown) => {
+        // The request's connection is gone: its sequence numbers mean nothing on a new one.
+        if (connection !== this.#connection) return;
         let value: Uint8Array;
         try {
           value = encodePayload(body, `reply to message "${frame.topic}"`);
@@ -355,6 +360,7 @@ export class MessageHub {
   /** The connection broke: requests waiting for a reply fail with `Unavailable`. */
   disconnected(reason: string): void {
     this.#sequence = 0;
+    this.#connection++;
     // At most once per connection: what the gone side sent and nobody took is dropped.
     this.#queues.clear();
     this.#queuedBytes = 0;
