@@ -191,6 +191,13 @@ export async function connect<W extends AnyWorkflow>(
           // The run is over (not merely left by this remote): its private data goes too.
           const over = code === ErrorCode.RunFailed || code === ErrorCode.Cancelled;
           if (over && !options.signal?.aborted) await local.clear(key);
+          if (options.signal?.aborted) {
+            throw new WorkflowError(
+              ErrorCode.Cancelled,
+              `Left run "${key}": the signal given to connect() was aborted. The run goes on at the server; connect again with the same key to continue it`,
+              { key, cause: error },
+            );
+          }
           throw error;
         }
         brokenSince ??= Date.now();

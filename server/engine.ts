@@ -331,7 +331,8 @@ function interrupted(record: RunRecord): void {
       if (task.status === "running") {
         task.error = {
           code: ErrorCode.Unavailable,
-          message: `Attempt ${task.attempts} was interrupted: the server stopped while it ran`,
+          message:
+            `Attempt ${task.attempts} was interrupted: the server running it stopped (or another server took the run over)`,
         };
       }
       task.status = "pending";
