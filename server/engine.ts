@@ -327,6 +327,8 @@ export class Engine {
 function interrupted(record: RunRecord): void {
   if (record.status !== "running") return;
   for (const task of record.tasks) {
+    // A retry waiting for its time keeps it (the new server waits out the backoff).
+    if (task.status === "retrying" && task.retryAt !== undefined) continue;
     if (task.status === "running" || task.status === "retrying") {
       if (task.status === "running") {
         task.error = {

@@ -339,6 +339,11 @@ export class Run {
     if (this.#server || this.#remote || this.#retryTimer !== undefined) return false;
     const next = this.#nextTask();
     const now = this.#env.now();
+    const waiting = next && this.record.tasks[next.index];
+    if (waiting?.status === "retrying" && (waiting.retryAt ?? 0) > now) {
+      this.#armRetry(waiting.retryAt!); // a retry owed by a server that stopped during its backoff
+      return false;
+    }
     if (!next) {
       this.record.status = "completed";
       effects.push(() => {
@@ -353,7 +358,12 @@ export class Run {
       const connection = this.#connection;
       if (!connection) return false;
       const attempt = ++task.attempts;
-      Object.assign(task, { status: "running", startedAt: now, progress: undefined });
+      Object.assign(task, {
+        status: "running",
+        startedAt: now,
+        progress: undefined,
+        retryAt: undefined,
+      });
       this.#remote = { task: next, attempt, connection };
       effects.push(() => {
         this.#publish({ type: "task.started", task: next.name, side: "remote", attempt });
@@ -380,7 +390,12 @@ export class Run {
       return true;
     }
     const attempt = ++task.attempts;
-    Object.assign(task, { status: "running", startedAt: now, progress: undefined });
+    Object.assign(task, {
+      status: "running",
+      startedAt: now,
+      progress: undefined,
+      retryAt: undefined,
+    });
     const abort = new AbortController();
     const server: ServerAttempt = { task: next, attempt, abort, done: Promise.resolve() };
     this.#server = server;
@@ -484,21 +499,11 @@ export class Run {
     }
     const retryable = error.code !== ErrorCode.Cancelled &&
       error.code !== ErrorCode.PermissionDenied;
-    if (retryable && attempt < task.retry.maxAttempts && this.#draining) {
-      // The retry is owed but this server is stopping: the next one starts it.
-      record.status = "pending";
-      await this.#commit();
-      this.#publish({ type: "task.retrying", task: task.name, side: task.side, attempt, error });
-      return;
-    }
     if (retryable && attempt < task.retry.maxAttempts) {
+      // The time of the retry is recorded, so that a server that restarts keeps the backoff.
       record.status = "retrying";
-      const delay = retryDelay(task, attempt + 1);
-      this.#retryTimer = setTimeout(() =>
-        this.#enqueue(() => {
-          this.#retryTimer = undefined;
-          return this.#advance([]);
-        }), delay);
+      record.retryAt = this.#env.now() + retryDelay(task, attempt + 1);
+      if (!this.#draining) this.#armRetry(record.retryAt);
       await this.#commit();
       this.#publish({ type: "task.retrying", task: task.name, side: task.side, attempt, error });
       if (task.side === "server") this.#sendTaskEvent(record);
@@ -619,6 +624,16 @@ export class Run {
         ),
       task.heartbeat,
     );
+  }
+
+  /** Runs the planner again at `at` (ms since the epoch), for a task's retry. */
+  #armRetry(at: number): void {
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = setTimeout(() =>
+      this.#enqueue(() => {
+        this.#retryTimer = undefined;
+        return this.#advance([]);
+      }), Math.max(0, at - this.#env.now()));
   }
 
   /** Forgets the remote attempt in flight, and its timers. */

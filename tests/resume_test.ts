@@ -163,3 +163,45 @@ Deno.test("reconnect: false gives up at the first break", async () => {
     return true;
   });
 });
+
+Deno.test("a retry's backoff survives a restart of the server", async () => {
+  const store = new MemoryStore();
+  const flow = defineWorkflow("backoff", { version: 1 })
+    .remote("r")
+    .server("s", { retry: { maxAttempts: 2, initialDelay: 400, maxDelay: 400 } });
+  const starts: number[] = [];
+  let failedAt = 0;
+  const tasks = serverTasks(flow, {
+    s: (_input, ctx) => {
+      starts.push(Date.now());
+      if (ctx.attempt === 1) {
+        failedAt = Date.now();
+        throw new Error("fails once");
+      }
+    },
+  });
+  const retrying = Promise.withResolvers<void>();
+  const first = await serve({ workflows: tasks, port: 0, store, ...quiet });
+  (async () => {
+    for await (const event of first.events()) {
+      if (event.type === "task.retrying") return retrying.resolve();
+    }
+  })();
+  const remote = connect({
+    address: first.address,
+    key: "backoff/1",
+    tasks: remoteTasks(flow, { r: () => {} }),
+    local: new MemoryLocalStore(),
+    isolation: "none",
+    reconnect: { initialDelay: 20, maxDelay: 100, giveUpAfter: 20_000 },
+    ...quiet,
+  });
+  await retrying.promise;
+  await first.shutdown({ grace: 0 });
+  await using second = await serve({ workflows: tasks, port: first.port, store, ...quiet });
+  await remote;
+  assert.equal(starts.length, 2);
+  // Full jitter keeps at least half the delay: 200 ms of the 400.
+  assert.ok(starts[1] - failedAt >= 190, `retried ${starts[1] - failedAt} ms after the failure`);
+  assert.equal((await second.run("backoff/1"))?.status, "completed");
+});

@@ -45,6 +45,8 @@ export interface TaskRecord {
   finishedAt?: number;
   /** The last error. */
   error?: ErrorRecord;
+  /** While retrying: when the next attempt may start (ms since the epoch). */
+  retryAt?: number;
   /** The last progress reported. */
   progress?: { fraction: number; note: string };
 }
