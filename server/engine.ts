@@ -33,6 +33,10 @@ export interface EngineOptions {
   admit?: (key: string, principal: string | undefined) => void;
   /** The clock. */
   now?: () => number;
+  /** This server, as run leases name it (see {@linkcode Engine.holder}). */
+  holder?: string;
+  /** How long a run's lease lasts after each write, in ms. */
+  leaseTime?: number;
 }
 
 /** Who says hello: the principal a run must belong to (`undefined`: no authentication). */
@@ -64,7 +68,21 @@ export class Engine {
     }
     this.#options = options;
     this.#now = options.now ?? Date.now;
+    this.#leaseTime = options.leaseTime ?? 30_000;
+    this.holder = options.holder ?? crypto.randomUUID();
+    // Runs with work in flight but no writes for a while keep their leases.
+    this.#renewal = setInterval(() => {
+      for (const run of this.#runs.values()) {
+        if (run.busy || run.attached) run.renewLease().catch(() => {});
+      }
+    }, this.#leaseTime / 3);
+    Deno.unrefTimer(this.#renewal);
   }
+
+  readonly #leaseTime: number;
+  readonly #renewal: ReturnType<typeof setInterval>;
+  /** This server, as run leases name it; set before the first run is loaded. */
+  holder: string;
 
   /** The live runs, by key. */
   get runs(): ReadonlyMap<string, Run> {
@@ -164,11 +182,17 @@ export class Engine {
     let record = await this.#options.store.load(key);
     const isNew = !record;
     if (record) {
-      if (record.definition.fingerprint === tasks.workflow.fingerprint) interrupted(record);
+      if (
+        record.definition.fingerprint === tasks.workflow.fingerprint &&
+        record.status === "running"
+      ) {
+        await this.#takeLease(record);
+      }
     } else {
       // --- Run ownership (issue 6): the run belongs to the principal that starts it. ---
       this.#options.admit?.(key, owner?.principal);
       record = this.#newRecord(key, tasks);
+      record.lease = { holder: this.holder, until: this.#now() + this.#leaseTime };
       if (owner?.principal !== undefined) record.principal = owner.principal;
       // --- end of run ownership ---
     }
@@ -261,11 +285,17 @@ export class Engine {
   }
 
   #environment(tasks: TaskSet): RunEnvironment {
+    // deno-lint-ignore no-this-alias
+    const engine = this;
     return {
       store: this.#options.store,
       tasks,
       now: this.#now,
       publish: (event) => this.#publish(event),
+      get holder() {
+        return engine.holder;
+      },
+      leaseTime: this.#leaseTime,
       finished: (run) => {
         // A finished run lives on in the store only, so that a long-lived server does not
         // keep every run it ever ran in memory; a late remote reloads it from there.
@@ -299,7 +329,40 @@ export class Engine {
    * Stops accepting remotes, lets in-flight attempts finish until `deadline` (ms since the
    * epoch), then ends every call.
    */
+  /**
+   * Takes a stored run for this server: refused while another server's lease lasts; the
+   * write of the lease is a compare-and-set, so of two servers loading the run at once one
+   * wins and the other is refused, before either does any work.
+   */
+  async #takeLease(record: RunRecord): Promise<void> {
+    const now = this.#now();
+    const { holder } = this;
+    const held = (lease: { holder: string; until: number }) =>
+      new WorkflowError(
+        ErrorCode.RunBusy,
+        `Run "${record.key}" is being served by another server (${lease.holder}) until ${
+          new Date(lease.until).toISOString()
+        }; connect to that server, or again once its lease has lapsed`,
+        { key: record.key },
+      );
+    if (record.lease && record.lease.holder !== holder && record.lease.until > now) {
+      throw held(record.lease);
+    }
+    interrupted(record);
+    record.lease = { holder, until: now + this.#leaseTime };
+    record.version++;
+    record.updatedAt = now;
+    try {
+      await this.#options.store.save(record);
+    } catch (error) {
+      if ((error as WorkflowError).code !== ErrorCode.Conflict) throw error;
+      const current = await this.#options.store.load(record.key);
+      throw held(current?.lease ?? { holder: "another server", until: now + this.#leaseTime });
+    }
+  }
+
   async shutdown(deadline: number): Promise<void> {
+    clearInterval(this.#renewal);
     this.#closing = true;
     const runs = [...this.#runs.values()];
     const drained = Promise.all(runs.map((run) => run.drain()));
@@ -315,6 +378,8 @@ export class Engine {
     );
     for (const run of runs) run.close(error);
     await Promise.all(runs.map((run) => run.settled()));
+    // Another server may take these runs at once (no waiting for the leases to lapse).
+    await Promise.all(runs.map((run) => run.releaseLease().catch(() => {})));
   }
 }
 

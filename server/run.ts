@@ -43,6 +43,10 @@ export interface RunEnvironment {
   /** Called when the run's state can no longer be trusted (a store write failed). */
   broken(run: Run, error: unknown): void;
   readonly now: () => number;
+  /** This server, as run leases name it. */
+  readonly holder: string;
+  /** How long a lease lasts after a write, in ms. */
+  readonly leaseTime: number;
 }
 
 interface RemoteAttempt {
@@ -76,6 +80,8 @@ export class Run {
   #server?: ServerAttempt;
   #retryTimer?: Timer;
   #draining = false;
+  /** The lease was given up: this server writes no more. */
+  #closed = false;
   #tail: Promise<void> = Promise.resolve();
   readonly #hub: MessageHub;
 
@@ -661,9 +667,36 @@ export class Run {
   // --- helpers ----------------------------------------------------------------------
 
   async #commit(): Promise<void> {
+    if (this.#closed) return; // the lease was given up: the next server owns the record
+    const now = this.#env.now();
     this.record.version++;
-    this.record.updatedAt = this.#env.now();
+    this.record.updatedAt = now;
+    this.record.lease = this.record.status === "running"
+      ? { holder: this.#env.holder, until: now + this.#env.leaseTime }
+      : undefined;
     await this.#env.store.save(this.record);
+  }
+
+  /** Renews this server's lease on the run when a third of it is gone (a write). */
+  renewLease(): Promise<void> {
+    return this.#enqueue(async () => {
+      const lease = this.record.lease;
+      if (this.record.status !== "running") return;
+      if (lease && lease.until - this.#env.now() > (this.#env.leaseTime * 2) / 3) return;
+      await this.#commit();
+    });
+  }
+
+  /** Gives the run's lease up, so that another server may take the run at once (shutdown). */
+  releaseLease(): Promise<void> {
+    return this.#enqueue(async () => {
+      if (this.record.status !== "running" || this.#closed) return;
+      this.#closed = true;
+      this.record.version++;
+      this.record.updatedAt = this.#env.now();
+      this.record.lease = undefined;
+      await this.#env.store.save(this.record);
+    });
   }
 
   #publish(

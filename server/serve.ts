@@ -60,6 +60,19 @@ export interface ServeOptions {
   /** Shuts the server down when aborted. */
   signal?: AbortSignal;
   /**
+   * Names this server to the others that share its store. A run being served carries a lease
+   * in the store, renewed by every write; another server does not take the run over until
+   * the lease lapses (`leaseTime`), while a server that restarts under the same id takes its
+   * runs back at once. A graceful shutdown gives its leases up.
+   *
+   * @default {`${hostname}:${port}`} (a random id when the hostname cannot be read)
+   */
+  serverId?: string;
+  /** How long a run's lease lasts after each write, in ms.
+   *
+   * @default {30000} */
+  leaseTime?: number;
+  /**
    * Serve the web dashboard and its JSON API (which the CLI's `--server` mode reads) on
    * their own port, bound to `127.0.0.1` unless `host` says otherwise; see
    * {@linkcode WorkflowServer.dashboardUrl}. Leave it out for no dashboard.
@@ -297,6 +310,7 @@ export async function serve(options: ServeOptions): Promise<WorkflowServer> {
   const events = new EventHub();
   const engine = new Engine({
     workflows: workflows as readonly TaskSet[],
+    leaseTime: options.leaseTime,
     store,
     events,
     onFinished: () => {
@@ -344,6 +358,7 @@ export async function serve(options: ServeOptions): Promise<WorkflowServer> {
       }. Pass serve({ tls }) (see "Deploying" in the README); plaintext is for loopback development`,
     );
   }
+  engine.holder = options.serverId ?? `${hostname()}:${bound}`;
   try {
     await engine.resumeUnfinished();
   } catch (error) {
@@ -353,4 +368,12 @@ export async function serve(options: ServeOptions): Promise<WorkflowServer> {
     });
   }
   return server;
+}
+
+function hostname(): string {
+  try {
+    return Deno.hostname();
+  } catch {
+    return crypto.randomUUID(); // no sys permission: this server is only ever itself
+  }
 }

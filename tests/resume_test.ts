@@ -205,3 +205,54 @@ Deno.test("a retry's backoff survives a restart of the server", async () => {
   assert.ok(starts[1] - failedAt >= 190, `retried ${starts[1] - failedAt} ms after the failure`);
   assert.equal((await second.run("backoff/1"))?.status, "completed");
 });
+
+Deno.test("two servers on one store: the one holding a run's lease keeps it", async () => {
+  const store = new MemoryStore();
+  const flow = defineWorkflow("leased", { version: 1 }).remote("r").server("s").remote("t");
+  let starts = 0;
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => release = resolve);
+  const running = Promise.withResolvers<void>();
+  const tasks = serverTasks(flow, {
+    s: async () => {
+      starts++;
+      running.resolve();
+      await held;
+    },
+  });
+  const remote = remoteTasks(flow, { r: () => {}, t: () => {} });
+  await using a = await serve({ workflows: tasks, port: 0, store, serverId: "a", ...quiet });
+  const run = connect({
+    address: a.address,
+    key: "leased/1",
+    tasks: remote,
+    local: new MemoryLocalStore(),
+    isolation: "none",
+    ...quiet,
+  });
+  await running.promise;
+  // B finds the unfinished run in the store on start, and leaves it to A.
+  await using b = await serve({ workflows: tasks, port: 0, store, serverId: "b", ...quiet });
+  assert.equal(starts, 1, "B did not start the task A is running");
+  await assert.rejects(
+    connect({
+      address: b.address,
+      key: "leased/1",
+      tasks: remote,
+      local: new MemoryLocalStore(),
+      isolation: "none",
+      reconnect: false,
+      ...quiet,
+    }),
+    (error: unknown) => {
+      assert.ok(error instanceof WorkflowError);
+      assert.equal(error.code, ErrorCode.RunBusy);
+      assert.match(error.message, /served by another server \(a\)/);
+      return true;
+    },
+  );
+  release();
+  await run;
+  assert.equal(starts, 1);
+  assert.equal((await a.run("leased/1"))?.status, "completed");
+});

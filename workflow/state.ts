@@ -73,6 +73,11 @@ export interface RunRecord {
   local: Record<string, Uint8Array>;
   /** Why the run failed or was cancelled. */
   error?: ErrorRecord & { task?: string };
+  /**
+   * The server serving the run, and until when (ms since the epoch): another server sharing
+   * the store does not take the run over before then. Renewed by every write.
+   */
+  lease?: { holder: string; until: number };
   /** The principal that started the run, when authentication is on. */
   principal?: string;
   /** When the run was created (ms since the epoch). */
