@@ -12,12 +12,11 @@ import {
   serve,
   serverTasks,
   SQLiteStore,
-  type WorkflowEvent,
-  type WorkflowServer,
 } from "../mod.ts";
 import { toRunView } from "../server/dashboard.ts";
 import { RECORD_SCHEMA } from "../workflow/state.ts";
 import { fragileRemote, fragileServer, relayRemote, relayServer } from "./_helpers/workflows.ts";
+import { nextEvent } from "./_helpers/events.ts";
 
 const CLI = new URL("../cli/main.ts", import.meta.url).pathname;
 const quiet = { progress: false } as const;
@@ -106,26 +105,6 @@ const heldServer = serverTasks(held, {
   },
 });
 const heldRemote = remoteTasks(held, { start: () => ({ n: 1 }) });
-
-/** Resolves with the first event that matches; subscribes at once. */
-function nextEvent(
-  server: WorkflowServer,
-  match: (event: WorkflowEvent) => boolean,
-): Promise<WorkflowEvent> {
-  const stop = new AbortController();
-  const timer = setTimeout(() => stop.abort(), 15_000);
-  return (async () => {
-    try {
-      for await (const event of server.events({ signal: stop.signal })) {
-        if (match(event)) return event;
-      }
-      throw new Error("no matching event within 15 s");
-    } finally {
-      clearTimeout(timer);
-      stop.abort();
-    }
-  })();
-}
 
 Deno.test("cli: list, show, watch and cancel against a store and a server", async (t) => {
   const folder = await Deno.makeTempDir({ prefix: "workflow_cli_" });

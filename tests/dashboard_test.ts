@@ -19,10 +19,10 @@ import {
   returns,
   serve,
   serverTasks,
-  type WorkflowEvent,
   type WorkflowServer,
 } from "../mod.ts";
 import { relayRemote, relayServer } from "./_helpers/workflows.ts";
+import { nextEvent } from "./_helpers/events.ts";
 
 const BROWSER = Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium";
 const hasBrowser = (() => {
@@ -92,25 +92,6 @@ const hostileServer = serverTasks(hostile, {
   },
 });
 const hostileRemote = remoteTasks(hostile, { prepare: () => {} });
-
-function nextEvent(
-  server: WorkflowServer,
-  match: (event: WorkflowEvent) => boolean,
-): Promise<WorkflowEvent> {
-  const stop = new AbortController();
-  const timer = setTimeout(() => stop.abort(), 15_000);
-  return (async () => {
-    try {
-      for await (const event of server.events({ signal: stop.signal })) {
-        if (match(event)) return event;
-      }
-      throw new Error("no matching event within 15 s");
-    } finally {
-      clearTimeout(timer);
-      stop.abort();
-    }
-  })();
-}
 
 /** Starts a release run and resolves once it waits in `package`. */
 async function startRelease(server: WorkflowServer, key: string) {
