@@ -53,11 +53,14 @@ export interface ServerLimits {
   /** How often the server pings a connection, in ms, so that proxies and NATs that drop
    * silent connections keep a long idle run's call alive. `0` sends no pings.
    *
-   * @default {30000} */
+   * A remote whose connection went silently dead is noticed within `keepaliveTime` +
+   * `keepaliveTimeout`; until then, its reconnection is refused with `RunBusy`.
+   *
+   * @default {15000} */
   keepaliveTime?: number;
   /** How long the server waits for a ping's answer before it closes the connection, in ms.
    *
-   * @default {10000} */
+   * @default {5000} */
   keepaliveTimeout?: number;
 }
 
@@ -78,8 +81,8 @@ export const DEFAULT_LIMITS: Readonly<Required<ServerLimits>> = Object.freeze({
   maxRunsPerPrincipal: 1000,
   handshakeTimeout: 10_000,
   idleTimeout: 300_000,
-  keepaliveTime: 30_000,
-  keepaliveTimeout: 10_000,
+  keepaliveTime: 15_000,
+  keepaliveTimeout: 5_000,
 });
 
 const MAX_MESSAGE_BYTES = 2 ** 31 - 1;
