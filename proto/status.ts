@@ -34,7 +34,9 @@ const TO_STATUS: Record<ErrorCode, Status> = {
 const FROM_STATUS: Partial<Record<Status, ErrorCode>> = {
   [Status.UNAVAILABLE]: ErrorCode.Unavailable,
   [Status.DEADLINE_EXCEEDED]: ErrorCode.Unavailable,
-  [Status.CANCELLED]: ErrorCode.Cancelled,
+  // Without our trailer, a cancelled call was cut by the transport or a server going away:
+  // the run itself goes on (a cancelled run says so in its trailer).
+  [Status.CANCELLED]: ErrorCode.Unavailable,
   [Status.UNAUTHENTICATED]: ErrorCode.Unauthenticated,
   [Status.PERMISSION_DENIED]: ErrorCode.PermissionDenied,
   [Status.RESOURCE_EXHAUSTED]: ErrorCode.ResourceExhausted,
