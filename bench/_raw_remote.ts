@@ -5,7 +5,6 @@
  *
  * @module
  */
-import { Buffer } from "node:buffer";
 import * as grpc from "@grpc/grpc-js";
 import type { AnyWorkflow } from "../mod.ts";
 import {
@@ -17,10 +16,7 @@ import {
   type ServerFrame,
 } from "../proto/wire.ts";
 import { CHANNEL_OPTIONS } from "./baseline.ts";
-
-const toBuffer = (bytes: Uint8Array): Buffer =>
-  Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-const identity = (bytes: Buffer): Uint8Array => bytes;
+import { deserializeFrame, serializeFrame } from "../proto/transport.ts";
 
 /** The hello frame of `workflow` for run `key`. */
 export function helloFrame(workflow: AnyWorkflow, key: string): Uint8Array {
@@ -58,8 +54,8 @@ export class RawRemote {
   constructor(client: grpc.Client) {
     this.call = client.makeBidiStreamRequest(
       CONNECT_PATH,
-      toBuffer,
-      identity,
+      serializeFrame,
+      deserializeFrame,
       new grpc.Metadata(),
       {},
     );

@@ -5,31 +5,17 @@
  *
  * @module
  */
-import { Buffer } from "node:buffer";
 import * as grpc from "@grpc/grpc-js";
 import type { StatementSync } from "node:sqlite";
 import { openDatabase } from "../workflow/_sqlite.ts";
 import { encodePayload } from "../proto/payload.ts";
 import { encodeRemoteFrame, encodeServerFrame } from "../proto/wire.ts";
 import { summarize, type Summary } from "./_stats.ts";
+import { bidiFrameMethod, deserializeFrame, serializeFrame } from "../proto/transport.ts";
 
 const PATH = "/bench.Echo/Connect";
-const toBuffer = (bytes: Uint8Array): Buffer =>
-  Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-const identity = (bytes: Buffer): Uint8Array => bytes;
-
 /** The service of the raw baselines: one bidi method, raw bytes both ways. */
-export const ECHO_SERVICE: grpc.ServiceDefinition = {
-  connect: {
-    path: PATH,
-    requestStream: true,
-    responseStream: true,
-    requestSerialize: toBuffer,
-    requestDeserialize: identity,
-    responseSerialize: toBuffer,
-    responseDeserialize: identity,
-  },
-};
+export const ECHO_SERVICE: grpc.ServiceDefinition = { connect: bidiFrameMethod(PATH) };
 
 /** The channel options our server and client use, so the raw baseline carries the same. */
 export const CHANNEL_OPTIONS = { "grpc.max_receive_message_length": 4 * 1024 * 1024 };
@@ -88,7 +74,13 @@ export async function rawServer(
 export function rawStream(
   client: grpc.Client,
 ): grpc.ClientDuplexStream<Uint8Array, Uint8Array> {
-  return client.makeBidiStreamRequest(PATH, toBuffer, identity, new grpc.Metadata(), {});
+  return client.makeBidiStreamRequest(
+    PATH,
+    serializeFrame,
+    deserializeFrame,
+    new grpc.Metadata(),
+    {},
+  );
 }
 
 /**

@@ -4,7 +4,6 @@
  *
  * @module
  */
-import { Buffer } from "node:buffer";
 import * as grpc from "@grpc/grpc-js";
 import type { AnyWorkflow, OutputsOf } from "../workflow/definition.ts";
 import { ConsolePrinter, type LineWriter } from "../workflow/console.ts";
@@ -21,6 +20,7 @@ import { clientTransport, type TransportOptions } from "./credentials.ts";
 import { MessageHub } from "../workflow/messages.ts";
 import { decodePayload, encodePayload } from "../proto/payload.ts";
 import { fromStatus } from "../proto/status.ts";
+import { deserializeFrame, serializeFrame } from "../proto/transport.ts";
 import {
   checkWorkflowKey,
   CONNECT_PATH,
@@ -121,10 +121,6 @@ const RECONNECTABLE: ReadonlySet<string> = new Set([
 ]);
 
 type Call = grpc.ClientDuplexStream<Uint8Array, Uint8Array>;
-
-const toBuffer = (bytes: Uint8Array): Buffer =>
-  Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-const identity = (bytes: Buffer): Uint8Array => bytes;
 
 /**
  * Connects to a workflow server as the remote of one run, runs the remote tasks the server
@@ -336,8 +332,8 @@ class RemoteSession<W extends AnyWorkflow> {
       } | undefined;
       const call = this.#client.makeBidiStreamRequest(
         CONNECT_PATH,
-        toBuffer,
-        identity,
+        serializeFrame,
+        deserializeFrame,
         new grpc.Metadata(),
         {},
       );

@@ -4,9 +4,8 @@
  *
  * @module
  */
-import { Buffer } from "node:buffer";
 import * as grpc from "@grpc/grpc-js";
-import { checkPem, hostOf, isIpAddress, isLoopback, type Pem } from "../workflow/tls.ts";
+import { checkPem, hostOf, isIpAddress, isLoopback, type Pem, pemBuffer } from "../workflow/tls.ts";
 
 /**
  * TLS for {@linkcode connect}: which CA to trust and, for mutual TLS, the remote's own
@@ -87,9 +86,6 @@ export interface ClientTransport {
   readonly options: grpc.ClientOptions;
 }
 
-const toBuffer = (pem: Pem): Buffer =>
-  typeof pem === "string" ? Buffer.from(pem, "utf8") : Buffer.from(pem);
-
 // Printable ASCII without spaces: what an HTTP/2 header value carries safely.
 const TOKEN = /^[\x21-\x7e]+$/;
 const warned = new Set<string>();
@@ -133,9 +129,9 @@ export function clientTransport(address: string, options: TransportOptions): Cli
       );
     }
     credentials = grpc.credentials.createSsl(
-      tls.ca === undefined ? null : toBuffer(tls.ca),
-      tls.key === undefined ? null : toBuffer(tls.key),
-      tls.cert === undefined ? null : toBuffer(tls.cert),
+      tls.ca === undefined ? null : pemBuffer(tls.ca),
+      tls.key === undefined ? null : pemBuffer(tls.key),
+      tls.cert === undefined ? null : pemBuffer(tls.cert),
     );
   }
   const headers: [string, string][] = [];

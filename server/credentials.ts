@@ -3,9 +3,8 @@
  *
  * @module
  */
-import { Buffer } from "node:buffer";
 import * as grpc from "@grpc/grpc-js";
-import { checkPem, type Pem } from "../workflow/tls.ts";
+import { checkPem, type Pem, pemBuffer } from "../workflow/tls.ts";
 
 /**
  * TLS for {@linkcode serve}: the server's certificate and key and, for mutual TLS, the CA
@@ -34,9 +33,6 @@ export interface ServerTlsOptions {
   clientCa?: Pem;
 }
 
-const toBuffer = (pem: Pem): Buffer =>
-  typeof pem === "string" ? Buffer.from(pem, "utf8") : Buffer.from(pem);
-
 /**
  * The grpc-js server credentials for `tls`: insecure without it.
  *
@@ -50,8 +46,8 @@ export function serverCredentials(tls: ServerTlsOptions | undefined): grpc.Serve
   // must not be left null: grpc-js then loads $GRPC_DEFAULT_SSL_ROOTS_FILE_PATH, the system
   // bundle, with which Deno's TLS server fails every handshake. Its own chain will do.
   return grpc.ServerCredentials.createSsl(
-    toBuffer(tls.clientCa ?? tls.cert),
-    [{ cert_chain: toBuffer(tls.cert), private_key: toBuffer(tls.key) }],
+    pemBuffer(tls.clientCa ?? tls.cert),
+    [{ cert_chain: pemBuffer(tls.cert), private_key: pemBuffer(tls.key) }],
     tls.clientCa !== undefined,
   );
 }

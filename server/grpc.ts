@@ -3,7 +3,6 @@
  *
  * @module
  */
-import { Buffer } from "node:buffer";
 import type * as grpc from "@grpc/grpc-js";
 import { ErrorCode, WorkflowError } from "../workflow/errors.ts";
 import {
@@ -13,6 +12,7 @@ import {
   type ServerFrame,
 } from "../proto/wire.ts";
 import { Status, toStatus } from "../proto/status.ts";
+import { bidiFrameMethod } from "../proto/transport.ts";
 import { scopedKey } from "./auth.ts";
 import type { Engine } from "./engine.ts";
 import type { Connection, Run } from "./run.ts";
@@ -33,22 +33,8 @@ export interface CallOptions {
   handshakeTimeout?: number;
 }
 
-const toBuffer = (bytes: Uint8Array): Buffer =>
-  Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-const identity = (bytes: Buffer): Uint8Array => bytes;
-
 /** The service definition of `WorkflowService`, with frames passed as raw bytes. */
-export const SERVICE: grpc.ServiceDefinition = {
-  connect: {
-    path: CONNECT_PATH,
-    requestStream: true,
-    responseStream: true,
-    requestSerialize: toBuffer,
-    requestDeserialize: identity,
-    responseSerialize: toBuffer,
-    responseDeserialize: identity,
-  },
-};
+export const SERVICE: grpc.ServiceDefinition = { connect: bidiFrameMethod(CONNECT_PATH) };
 
 /** A grpc-js call seen as a {@linkcode Connection}. */
 class CallConnection implements Connection {

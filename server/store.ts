@@ -148,15 +148,11 @@ function bytesMap(
     const before = previous !== undefined && Object.hasOwn(previous, key)
       ? previous[key]
       : undefined;
-    const kept = before !== undefined && sameBytes(before, value) ? before : new Uint8Array(value);
-    if (key === "__proto__") {
-      Object.defineProperty(result, key, {
-        value: kept,
-        enumerable: true,
-        writable: true,
-        configurable: true,
-      });
-    } else result[key] = kept;
+    setOwn(
+      result,
+      key,
+      before !== undefined && sameBytes(before, value) ? before : new Uint8Array(value),
+    );
   }
   return result;
 }
@@ -182,15 +178,19 @@ function copy<T>(value: T): T {
   }
   const result: Record<string, unknown> = {};
   for (const key of Object.keys(value)) {
-    const field = copy((value as Record<string, unknown>)[key]);
-    if (key === "__proto__") {
-      Object.defineProperty(result, key, {
-        value: field,
-        enumerable: true,
-        writable: true,
-        configurable: true,
-      });
-    } else result[key] = field;
+    setOwn(result, key, copy((value as Record<string, unknown>)[key]));
   }
   return result as T;
+}
+
+/** Sets an own field, so that a `"__proto__"` key stays a key and never sets a prototype. */
+function setOwn(object: Record<string, unknown>, key: string, value: unknown): void {
+  if (key === "__proto__") {
+    Object.defineProperty(object, key, {
+      value,
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+  } else object[key] = value;
 }

@@ -3,9 +3,15 @@
  *
  * @module
  */
+import { Buffer } from "node:buffer";
 
 /** A PEM-encoded certificate, chain or key: its text, or its bytes. */
 export type Pem = string | Uint8Array;
+
+/** The bytes of a PEM, as grpc-js takes them. */
+export function pemBuffer(pem: Pem): Buffer {
+  return typeof pem === "string" ? Buffer.from(pem, "utf8") : Buffer.from(pem);
+}
 
 /** Checks that `pem` looks like PEM; the message names the field, never its content. */
 export function checkPem(pem: unknown, field: string): void {
