@@ -275,14 +275,8 @@ export class Run {
           key: this.key,
         },
       );
-      const now = this.#env.now();
-      const server = this.#server;
-      const remote = this.#remote;
-      this.#server = undefined;
-      this.#clearRemote();
-      clearTimeout(this.#retryTimer);
-      this.#retryTimer = undefined;
-      markCancelled(this.record, error.message, now);
+      const { remote, server } = this.#stopAttempts();
+      markCancelled(this.record, error.message, this.#env.now());
       await this.#commit();
       server?.abort.abort(error);
       if (remote) {
@@ -523,12 +517,7 @@ export class Run {
   }
 
   async #fail(task: string | undefined, error: { code: string; message: string }): Promise<void> {
-    const remote = this.#remote;
-    const server = this.#server;
-    this.#clearRemote();
-    this.#server = undefined;
-    clearTimeout(this.#retryTimer);
-    this.#retryTimer = undefined;
+    const { remote, server } = this.#stopAttempts();
     for (const attempt of [remote, server]) {
       if (!attempt) continue;
       // The attempt in flight will never be recorded: it ends with the run.
@@ -630,6 +619,19 @@ export class Run {
         ),
       task.heartbeat,
     );
+  }
+
+  /**
+   * Forgets the attempts in flight and a pending retry, as a run ends: the caller records
+   * how they ended and tells them (abort, cancel frame).
+   */
+  #stopAttempts(): { remote?: RemoteAttempt; server?: ServerAttempt } {
+    const stopped = { remote: this.#remote, server: this.#server };
+    this.#clearRemote();
+    this.#server = undefined;
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
+    return stopped;
   }
 
   /** Runs the planner again at `at` (ms since the epoch), for a task's retry. */
