@@ -6,7 +6,7 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import type { AnyWorkflow, OutputsOf } from "../workflow/definition.ts";
-import { ConsolePrinter, type LineWriter } from "../workflow/console.ts";
+import { type ConsolePrinter, type LineWriter, printerFor } from "../workflow/console.ts";
 import { describeError, ErrorCode, WorkflowError } from "../workflow/errors.ts";
 import type { Value } from "../workflow/payload.ts";
 import type { TaskStatus } from "../workflow/state.ts";
@@ -157,9 +157,7 @@ export async function connect<W extends AnyWorkflow>(
     giveUpAfter: options.reconnect?.giveUpAfter ?? 60_000,
   };
   const local = options.local ?? new SQLiteLocalStore();
-  const printer = options.progress === false ? undefined : new ConsolePrinter(
-    typeof options.progress === "function" ? options.progress : undefined,
-  );
+  const printer = printerFor(options.progress);
   let attached = false;
   let brokenSince: number | undefined;
   let delay = reconnect?.initialDelay ?? 0;

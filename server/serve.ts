@@ -5,7 +5,7 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import type { AnyWorkflow } from "../workflow/definition.ts";
-import { ConsolePrinter, type LineWriter } from "../workflow/console.ts";
+import { type ConsolePrinter, type LineWriter, printerFor } from "../workflow/console.ts";
 import type { RunRecord, RunSummary, WorkflowEvent } from "../workflow/state.ts";
 import type { TaskSet } from "../workflow/task.ts";
 import { ErrorCode, WorkflowError } from "../workflow/errors.ts";
@@ -345,9 +345,7 @@ export async function serve(options: ServeOptions): Promise<WorkflowServer> {
     host,
     port: bound,
     grace: options.shutdownGrace ?? 10_000,
-    printer: options.progress === false ? undefined : new ConsolePrinter(
-      typeof options.progress === "function" ? options.progress : undefined,
-    ),
+    printer: printerFor(options.progress),
     dashboard: options.dashboard,
   });
   options.signal?.addEventListener("abort", () => server.shutdown(), { once: true });

@@ -60,6 +60,15 @@ export function useColour(): boolean {
 const PLAIN_PROGRESS_INTERVAL = 1000;
 const BAR_WIDTH = 24;
 
+/**
+ * The printer a `progress` option asks for: `false` none, a function its own lines,
+ * anything else standard output.
+ */
+export function printerFor(progress: boolean | LineWriter | undefined): ConsolePrinter | undefined {
+  if (progress === false) return undefined;
+  return new ConsolePrinter(typeof progress === "function" ? progress : undefined);
+}
+
 /** Prints task progress lines and run tables. */
 export class ConsolePrinter {
   readonly #write: LineWriter;
